@@ -1,0 +1,97 @@
+"""The cached Lark LALR parser and the conversion of its failures to DSLErrors."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from lark import Lark, Token
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from .. import resources
+from ..errors import DSLSyntaxError
+from ..source import SourceSpan, SourceText
+from . import ast
+from .transformer import ToAst
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    grammar = resources.grammar_path().read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+def parse_text(text: str, filename: str = "<string>") -> ast.File:
+    """Parse .dgm text into an AST, raising DSLSyntaxError on bad syntax."""
+    source = SourceText(filename, text)
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedInput as failure:
+        raise _syntax_error(failure, source) from None
+    return ToAst(source).transform(tree)
+
+
+# Friendly names for the grammar's terminals in "expected ..." lists.
+_NAMED_TERMINALS = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "STRING": "a quoted path",
+    "$END": "end of file",
+}
+
+
+def _describe_terminal(name: str) -> str:
+    if name in _NAMED_TERMINALS:
+        return _NAMED_TERMINALS[name]
+    for terminal in _parser().terminals:
+        if terminal.name == name:
+            return f"'{terminal.pattern.value}'"
+    return name
+
+
+_STATEMENT_KEYWORDS = {"ENERGY", "HIDDEN", "IMPORT", "INPUT", "LET", "MODEL", "PARAM", "STACK", "TERM", "VISIBLE"}
+
+
+def _expected(names) -> str:
+    names = set(names)
+    statement = _STATEMENT_KEYWORDS & names
+    described = sorted({_describe_terminal(n) for n in names - statement - {"$END"}})
+    if statement:
+        described.append("a new statement")
+    if len(described) == 1:
+        return described[0]
+    return ", ".join(described[:-1]) + " or " + described[-1]
+
+
+def _describe_token(token: Token) -> str:
+    if token.type == "$END":
+        return "end of file"
+    kind = {"NAME": "name", "NUMBER": "number", "STRING": "string"}.get(token.type)
+    return f"{kind} '{token}'" if kind else f"'{token}'"
+
+
+def _syntax_error(failure: UnexpectedInput, source: SourceText) -> DSLSyntaxError:
+    if isinstance(failure, UnexpectedCharacters):
+        char = source.text[failure.pos_in_stream]
+        span = SourceSpan(source, failure.line, failure.column, failure.line, failure.column + 1)
+        return DSLSyntaxError(f"unexpected character {char!r}", span)
+    if isinstance(failure, UnexpectedEOF) or (
+        isinstance(failure, UnexpectedToken) and failure.token.type == "$END"
+    ):
+        line = max(1, source.text.count("\n") + (0 if source.text.endswith("\n") else 1))
+        column = len(source.line(line)) + 1
+        span = SourceSpan(source, line, column, line, column + 1)
+        return DSLSyntaxError(f"unexpected end of file, expected {_expected(failure.expected)}", span)
+    token = failure.token
+    width = max(1, len(str(token)))
+    span = SourceSpan(source, token.line, token.column, token.line, token.column + width)
+    expected = set(failure.accepts or failure.expected)
+    description = _expected(expected)
+    if expected <= _STATEMENT_KEYWORDS | {"$END"} and _follows_operand(source, token):
+        description = "an operator or a new statement"
+    return DSLSyntaxError(f"unexpected {_describe_token(token)}, expected {description}", span)
+
+
+def _follows_operand(source: SourceText, token: Token) -> bool:
+    """Whether the token comes straight after a complete operand (a missing operator)."""
+    before = source.text[: token.start_pos].rstrip()
+    return bool(before) and (before[-1].isalnum() or before[-1] in "_)]")

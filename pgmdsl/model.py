@@ -1,0 +1,114 @@
+"""The public model object: a checked ModelIR with its factor graph and schedule."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import networkx as nx
+
+from .ir.graph import GibbsStep, factor_graph, gibbs_schedule, interaction_graph, layer_node, term_node
+from .ir.model import EnergyTerm, Layer, Let, ModelIR, Param
+
+
+class Model:
+    """A model as the compiler understands it.
+
+    `layers`, `params`, `lets` and `terms` are immutable IR objects; `graph` is
+    the factor graph (networkx) and `schedule` the block-Gibbs schedule.
+    A stack model (DBN) has no layers of its own: see `stack`.
+    """
+
+    def __init__(self, ir: ModelIR):
+        self.ir = ir
+
+    @property
+    def name(self) -> str:
+        return self.ir.name
+
+    @property
+    def filename(self) -> str:
+        return self.ir.filename
+
+    @property
+    def source(self) -> str:
+        """The .dgm text the model was read from."""
+        return self.ir.source
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return dict(self.ir.sizes)
+
+    @property
+    def layers(self) -> tuple[Layer, ...]:
+        return self.ir.layers
+
+    @property
+    def params(self) -> tuple[Param, ...]:
+        return self.ir.params
+
+    @property
+    def lets(self) -> tuple[Let, ...]:
+        return self.ir.lets
+
+    @property
+    def terms(self) -> tuple[EnergyTerm, ...]:
+        return self.ir.terms
+
+    def layer(self, name: str) -> Layer:
+        return self.ir.layer(name)
+
+    def param(self, name: str) -> Param:
+        return self.ir.param(name)
+
+    @cached_property
+    def stack(self) -> tuple["Model", ...]:
+        """The stacked models, bottom first (empty unless this is a stack)."""
+        return tuple(Model(entry.model) for entry in self.ir.stack)
+
+    @cached_property
+    def graph(self) -> nx.Graph:
+        """The factor graph: ("layer", name) and ("term", name) nodes."""
+        if self.stack:
+            return _stack_graph(self.stack)
+        return factor_graph(self.ir)
+
+    @cached_property
+    def interactions(self) -> nx.Graph:
+        """The layer interaction graph the schedule colours."""
+        return interaction_graph(self.ir)
+
+    @cached_property
+    def schedule(self) -> tuple[GibbsStep, ...]:
+        """Block-Gibbs steps in order; empty for a stack (trained model by model)."""
+        return () if self.stack else gibbs_schedule(self.ir)
+
+    def summary(self) -> str:
+        from .summary import summary
+
+        return summary(self)
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{k}={v}" for k, v in self.ir.sizes)
+        return f"<Model {self.name}({sizes})>"
+
+
+def _stack_graph(entries: tuple[Model, ...]) -> nx.Graph:
+    """A DBN's graph: level layers v, h1, h2...; all but the top pair directed."""
+    graph = nx.Graph()
+    levels = [entries[0].ir.layers[0].name] + [f"h{k + 1}" for k in range(len(entries))]
+    for k, entry in enumerate(entries):
+        renames = {}
+        for layer in entry.layers:
+            level = levels[k] if layer.role == "visible" else levels[k + 1]
+            renames[layer.name] = level
+            graph.add_node(layer_node(level), kind="layer", name=level, role="visible" if level == levels[0] else "hidden",
+                           unit=layer.unit, shape=layer.shape)
+        directed = k < len(entries) - 1
+        for node, data in entry.graph.nodes(data=True):
+            if data["kind"] != "term":
+                continue
+            name = f"{entry.name}{k + 1}.{data['name']}"
+            graph.add_node(term_node(name), **{**data, "name": name, "directed": directed})
+            for neighbour in entry.graph.neighbors(node):
+                graph.add_edge(term_node(name), layer_node(renames[neighbour[1]]))
+    return graph
