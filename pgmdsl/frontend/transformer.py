@@ -146,9 +146,6 @@ class ToAst(Transformer):
     def neg(self, meta, children):
         return ast.Neg(children[0], self._span(meta))
 
-    def unary(self, meta, children):  # unary plus
-        return children[0]
-
 
 def _split_arguments(arguments):
     arguments = [a for a in arguments if a is not None]

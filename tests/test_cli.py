@@ -1,0 +1,61 @@
+"""The command line: summaries, clean errors with exit status 1, drawings."""
+
+import subprocess
+import sys
+
+import pytest
+
+from pgmdsl.cli import main
+
+
+def test_check_prints_the_summary(capsys):
+    assert main(["check", "rbm", "--set", "nv=64", "--set", "nh=16"]) == 0
+    out = capsys.readouterr().out
+    assert "model rbm(nv=64, nh=16)" in out
+    assert "W[64, 16] ~ normal(0, 0.01)  (1,024)" in out
+    assert "gibbs schedule: {v} / {h}" in out
+
+
+def test_check_reports_a_dsl_error_without_traceback(tmp_path):
+    bad = tmp_path / "bad.dgm"
+    bad.write_text("model bad()\nvisible v[3]: binary\nparam a[3] = 0\nenergy = -a[i] * h[i]\n")
+    result = subprocess.run([sys.executable, "-m", "pgmdsl.cli", "check", str(bad)], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"{bad}:4:18: error: unknown name 'h'",
+        "    energy = -a[i] * h[i]",
+        "                     ^^^^",
+    ]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("argument, message", [
+    ("nv", "--set takes NAME=INTEGER, got 'nv'"),
+    ("nv=x", "--set nv: 'x' is not an integer"),
+])
+def test_bad_set_arguments(capsys, argument, message):
+    assert main(["check", "rbm", "--set", argument]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_model_lists_the_library(capsys):
+    assert main(["check", "rbn"]) == 1
+    err = capsys.readouterr().err
+    assert "no such model file or standard-library model: 'rbn'" in err and "rbm" in err
+
+
+def test_graph_writes_dot(tmp_path):
+    out = tmp_path / "dbm.dot"
+    assert main(["graph", "dbm", "-o", str(out)]) == 0
+    dot = out.read_text()
+    assert dot.startswith('graph "dbm" {')
+    assert '"term:h1_W2_h2" -- "layer:h1";' in dot or '"term:h1_W2_h2" -- "layer:h2";' in dot
+    assert 'label="v\\nbinary [784]"' in dot
+
+
+def test_graph_writes_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "mcrbm.png"
+    assert main(["graph", "mcrbm", "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
