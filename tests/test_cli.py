@@ -50,7 +50,7 @@ def test_graph_writes_dot(tmp_path):
     assert main(["graph", "dbm", "-o", str(out)]) == 0
     dot = out.read_text()
     assert dot.startswith('graph "dbm" {')
-    assert '"term:h1_W2_h2" -- "layer:h1";' in dot or '"term:h1_W2_h2" -- "layer:h2";' in dot
+    assert '"layer:h1" -- "term:h1_W2_h2";' in dot and '"layer:h2" -- "term:h1_W2_h2";' in dot
     assert 'label="v\\nbinary [784]"' in dot
 
 
