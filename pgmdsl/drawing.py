@@ -50,7 +50,7 @@ def draw_png(model, path: Path) -> None:
     import networkx as nx
 
     graph = model.graph
-    positions = nx.kamada_kawai_layout(graph) if graph.number_of_nodes() > 1 else nx.circular_layout(graph)
+    positions = nx.spring_layout(graph, seed=0)
     figure, axes = plt.subplots(figsize=(7, 5))
     layers = [n for n, d in graph.nodes(data=True) if d["kind"] == "layer"]
     terms = [n for n, d in graph.nodes(data=True) if d["kind"] == "term"]

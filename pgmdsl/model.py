@@ -82,6 +82,12 @@ class Model:
         """Block-Gibbs steps in order; empty for a stack (trained model by model)."""
         return () if self.stack else gibbs_schedule(self.ir)
 
+    def compile(self, backend: str = "numpy", dtype: str = "float32", seed: int = 0, cache: bool = True):
+        """Derive and generate the model's module; returns a Compiled (see pgmdsl.runtime.compiled)."""
+        from .compiler import compile_model
+
+        return compile_model(self, backend, dtype, seed, cache)
+
     def summary(self) -> str:
         from .summary import summary
 

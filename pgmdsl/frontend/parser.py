@@ -5,10 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 
 from lark import Lark, Token
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from .. import resources
-from ..errors import DSLSyntaxError
+from ..errors import DSLError, DSLSyntaxError
 from ..source import SourceSpan, SourceText
 from . import ast
 from .transformer import ToAst
@@ -17,7 +17,7 @@ from .transformer import ToAst
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
     grammar = resources.grammar_path().read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True, cache=True)
 
 
 def parse_text(text: str, filename: str = "<string>") -> ast.File:
@@ -27,7 +27,12 @@ def parse_text(text: str, filename: str = "<string>") -> ast.File:
         tree = _parser().parse(text)
     except UnexpectedInput as failure:
         raise _syntax_error(failure, source) from None
-    return ToAst(source).transform(tree)
+    try:
+        return ToAst(source).transform(tree)
+    except VisitError as failure:  # Lark wraps what a rule handler raises
+        if isinstance(failure.orig_exc, DSLError):
+            raise failure.orig_exc from None
+        raise
 
 
 # Friendly names for the grammar's terminals in "expected ..." lists.
@@ -49,6 +54,7 @@ def _describe_terminal(name: str) -> str:
 
 
 _STATEMENT_KEYWORDS = {"ENERGY", "HIDDEN", "IMPORT", "INPUT", "LET", "MODEL", "PARAM", "STACK", "TERM", "VISIBLE"}
+_BODY_KEYWORDS = _STATEMENT_KEYWORDS - {"IMPORT", "MODEL", "TERM"}  # statements only a model body holds
 
 
 def _expected(names) -> str:
@@ -73,18 +79,29 @@ def _syntax_error(failure: UnexpectedInput, source: SourceText) -> DSLSyntaxErro
     if isinstance(failure, UnexpectedCharacters):
         char = source.text[failure.pos_in_stream]
         span = SourceSpan(source, failure.line, failure.column, failure.line, failure.column + 1)
+        if char == '"':  # STRING did not match: no closing quote on the line
+            return DSLSyntaxError('unterminated string: the closing \'"\' must be on the same line', span)
         return DSLSyntaxError(f"unexpected character {char!r}", span)
     if isinstance(failure, UnexpectedEOF) or (
         isinstance(failure, UnexpectedToken) and failure.token.type == "$END"
     ):
-        line = max(1, source.text.count("\n") + (0 if source.text.endswith("\n") else 1))
-        column = len(source.line(line)) + 1
+        last = getattr(failure, "token", None)
+        if last is not None and last.end_line is not None:
+            # Lark places $END on the last token: point just past it, not past trailing comments.
+            line, column = last.end_line, last.end_column
+        else:
+            line = max(1, source.text.count("\n") + (0 if source.text.endswith("\n") else 1))
+            column = len(source.line(line)) + 1
         span = SourceSpan(source, line, column, line, column + 1)
         return DSLSyntaxError(f"unexpected end of file, expected {_expected(failure.expected)}", span)
     token = failure.token
     width = max(1, len(str(token)))
     span = SourceSpan(source, token.line, token.column, token.line, token.column + width)
     expected = set(failure.accepts or failure.expected)
+    if token.type in _BODY_KEYWORDS and not expected & _BODY_KEYWORDS:
+        return DSLSyntaxError(
+            f"unexpected '{token}' outside a model: start the model with 'model name(sizes)' first", span
+        )
     description = _expected(expected)
     if expected <= _STATEMENT_KEYWORDS | {"$END"} and _follows_operand(source, token):
         description = "an operator or a new statement"

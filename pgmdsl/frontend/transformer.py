@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 from lark import Token, Transformer, v_args
 
+from ..errors import DSLSyntaxError
 from ..source import SourceSpan, SourceText
 from . import ast
 
 
-def _number(text: str) -> int | float:
+def _number(text: str) -> int | float | None:
+    """The value of a NUMBER token, or None when it does not fit in a float."""
+    if not math.isfinite(float(text)):
+        return None
     return int(text) if text.isdigit() else float(text)
 
 
@@ -111,7 +117,10 @@ class ToAst(Transformer):
 
     # ---- expressions ----
     def number(self, meta, children):
-        return ast.Number(_number(str(children[0])), self._span(meta))
+        value = _number(str(children[0]))
+        if value is None:
+            raise DSLSyntaxError("number too large", self._span(meta))
+        return ast.Number(value, self._span(meta))
 
     def name(self, meta, children):
         return ast.Name(str(children[0]), self._span(meta))

@@ -6,6 +6,7 @@ initialiser arguments and exponents are numbers that may use sizes too.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 from ..errors import DSLShapeError, DSLError
@@ -52,22 +53,26 @@ def _integer(expr: ast.Expr, sizes: dict[str, int], describe: Describe) -> int:
     raise DSLShapeError("a size is integer arithmetic (+ - * /) on numbers and sizes", expr.span)
 
 
-def numeric_value(expr: ast.Expr, sizes: dict[str, int], describe: Describe) -> float:
-    """Evaluate a numeric constant (initialiser argument, exponent); sizes count as numbers."""
+def numeric_value(expr: ast.Expr, sizes: dict[str, int], describe: Describe, what: str = "a number") -> float:
+    """Evaluate a numeric constant (initialiser argument, exponent); sizes count as numbers.
+
+    `what` names the expected value in messages ("a constant exponent").
+    The result is always finite and fits in a float.
+    """
     if isinstance(expr, ast.Number):
         return expr.value
     if isinstance(expr, ast.Name):
         if expr.name in sizes:
-            return sizes[expr.name]
+            return _finite(sizes[expr.name], expr.span)
         kind = describe(expr.name)
         if kind:
-            raise DSLError(f"expected a number here, but '{expr.name}' is {kind}", expr.span)
+            raise DSLError(f"expected {what} here, but '{expr.name}' is {kind}", expr.span)
         raise DSLError(f"unknown name '{expr.name}'", expr.span)
     if isinstance(expr, ast.Neg):
-        return -numeric_value(expr.operand, sizes, describe)
+        return -numeric_value(expr.operand, sizes, describe, what)
     if isinstance(expr, ast.BinOp):
-        left = numeric_value(expr.left, sizes, describe)
-        right = numeric_value(expr.right, sizes, describe)
+        left = numeric_value(expr.left, sizes, describe, what)
+        right = numeric_value(expr.right, sizes, describe, what)
         if expr.op == "/" and right == 0:
             raise DSLError("division by zero", expr.span)
         if expr.op == "^" and left == 0 and right < 0:
@@ -79,5 +84,16 @@ def numeric_value(expr: ast.Expr, sizes: dict[str, int], describe: Describe) -> 
             raise DSLError("number too large", expr.span) from None
         if isinstance(result, complex):
             raise DSLError("a negative number to a fractional power", expr.span)
-        return result
-    raise DSLError("expected a number", expr.span)
+        return _finite(result, expr.span)
+    raise DSLError(f"expected {what}: a number, a size or arithmetic on them", expr.span)
+
+
+def _finite(value: int | float, span) -> int | float:
+    """`value` if it fits in a float, else a DSLError: later stages compute in floats."""
+    try:
+        fits = math.isfinite(float(value))
+    except OverflowError:
+        fits = False
+    if not fits:
+        raise DSLError("number too large", span)
+    return value

@@ -65,8 +65,8 @@ def _check_range(occ: Occurrence, ranges: dict[str, int]) -> None:
         low += min(0, reach)
         high += max(0, reach)
     if low < 0 or high >= occ.axis_size:
+        reach = f"index {low} is" if not occ.affine.terms else f"index '{occ.affine}' runs from {low} to {high},"
         raise DSLShapeError(
-            f"index '{occ.affine}' runs from {low} to {high}, outside axis {occ.axis + 1} "
-            f"of {occ.ref_name} (0 to {occ.axis_size - 1})",
+            f"{reach} outside axis {occ.axis + 1} of {occ.ref_name} (0 to {occ.axis_size - 1})",
             occ.span,
         )

@@ -34,11 +34,14 @@ def build_initializer(param_def: ast.ParamDef, shape: tuple[int, ...], scope) ->
         return Initializer("constant", (float(numeric_value(node, scope.sizes, scope.describe)),))
     random, arity = INITIALIZERS[name]
     if random != spec.random:
-        written = "~" if random else "="
-        raise DSLError(f"write '{written} {name}...': '{name}' is {'random' if random else 'not random'}", spec.span)
+        written, wrong = ("~", "=") if random else ("=", "~")
+        what = "draws at random" if random else "is not random"
+        raise DSLError(f"'{name}' {what}: write '{written} {name}', not '{wrong} {name}'", spec.span)
     args = node.args if isinstance(node, ast.Call) else ()
-    if isinstance(node, ast.Call) and (len(args) != arity or node.keywords):
-        raise DSLError(f"initialiser '{name}' takes {arity} argument{'s' if arity != 1 else ''}", node.span)
+    if isinstance(node, ast.Call) and node.keywords:
+        raise DSLError(f"initialiser '{name}' takes its arguments by position", node.keywords[0].span)
+    if len(args) != arity and (isinstance(node, ast.Call) or arity):
+        raise DSLError(f"initialiser '{name}' takes {arity} argument{'s' if arity != 1 else ''}, got {len(args)}", node.span)
     if name == "identity":
         if len(shape) != 2 or shape[0] != shape[1]:
             raise DSLShapeError(f"'identity' needs a square matrix; '{param_def.name.name}' has shape {shape}", node.span)

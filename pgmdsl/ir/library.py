@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import resources
-from ..errors import DSLError
+from ..errors import DSLError, DSLNameError
 from ..frontend import ast, parse_text
 from .names import check_identifier
 
@@ -89,6 +89,42 @@ def _check_params(term: ast.TermDef) -> None:
         if param.name in seen:
             raise DSLError(f"term '{term.name.name}' has two arguments named '{param.name}'", param.span)
         seen.add(param.name)
+    _check_body(term, term.body, seen)
+
+
+def _check_body(term: ast.TermDef, node, params: set[str]) -> None:
+    """A term's body names only its arguments (indices aside): it must not reach into the caller's model."""
+    listed = ", ".join(p.name for p in term.params) or "none"
+    if isinstance(node, (ast.Name, ast.Indexed)) and node.name not in params:
+        raise DSLNameError(
+            f"term '{term.name.name}' refers to '{node.name}', which is not one of its arguments ({listed})",
+            node.span,
+        )
+    if isinstance(node, ast.Indexed):
+        for index in node.indices:
+            for name in _names_in(index):
+                if name.name in params:
+                    raise DSLNameError(
+                        f"term '{term.name.name}' uses its argument '{name.name}' as an index", name.span
+                    )
+    elif isinstance(node, ast.BinOp):
+        _check_body(term, node.left, params)
+        _check_body(term, node.right, params)
+    elif isinstance(node, ast.Neg):
+        _check_body(term, node.operand, params)
+    elif isinstance(node, ast.Call):
+        for arg in node.args + tuple(k.value for k in node.keywords):
+            _check_body(term, arg, params)
+
+
+def _names_in(node) -> list[ast.Name]:
+    if isinstance(node, ast.Name):
+        return [node]
+    if isinstance(node, ast.BinOp):
+        return _names_in(node.left) + _names_in(node.right)
+    if isinstance(node, ast.Neg):
+        return _names_in(node.operand)
+    return []
 
 
 def _read(path: Path) -> str:

@@ -34,8 +34,8 @@ def build_stack(model_def: ast.ModelDef, statements: dict, scope, file_scope, bu
         if built.stack:
             raise DSLError(f"model '{name}' is itself a stack; stack its models directly", entry.model.span)
         entries.append(StackEntry(built, entry.span))
-    for lower, upper in zip(entries, entries[1:]):
-        _check_meeting(lower, upper)
+    for number, (lower, upper) in enumerate(zip(entries, entries[1:]), start=1):
+        _check_meeting(lower, upper, number)
     return tuple(entries)
 
 
@@ -70,13 +70,14 @@ def _only(entry: StackEntry, role: str):
     return layers[0]
 
 
-def _check_meeting(lower: StackEntry, upper: StackEntry) -> None:
+def _check_meeting(lower: StackEntry, upper: StackEntry, number: int) -> None:
+    """Entry `number` (1-based) must end in a hidden layer shaped like the next one's visible layer."""
     top, bottom = _only(lower, "hidden"), _only(upper, "visible")
     if top.shape != bottom.shape:
         raise DSLShapeError(
-            f"stack layers disagree: '{lower.model.name}' ends in hidden layer {top.name} of shape "
-            f"{_shape_text(top.shape)} but '{upper.model.name}' starts with visible layer {bottom.name} of shape "
-            f"{_shape_text(bottom.shape)}",
+            f"stack layers disagree: entry {number} '{lower.model.name}' ends in hidden layer {top.name} of shape "
+            f"{_shape_text(top.shape)} but entry {number + 1} '{upper.model.name}' starts with visible layer "
+            f"{bottom.name} of shape {_shape_text(bottom.shape)}",
             upper.span,
         )
 

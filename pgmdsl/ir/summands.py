@@ -77,7 +77,7 @@ def _expand_term(call: ast.Call, scope: Scope, negated: bool, via: tuple[str, ..
                 arg.span,
             )
         mapping[param.name] = arg.name
-    body = _rename(definition.body, mapping)
+    body = _rename(definition.body, mapping, _fresh_indices(definition.body, scope))
     inner = _TermScope(scope, term_scope.terms)
     return split(body, inner, negated, via + (call.func,), call_span)
 
@@ -94,17 +94,75 @@ class _TermScope:
         return getattr(self._outer, name)
 
 
-def _rename(node, mapping: dict[str, str]):
+def _fresh_indices(body: ast.Expr, scope: Scope) -> dict[str, str]:
+    """New names for the body's indices that the caller's names would capture.
+
+    A term's `k` is its own summation index even where the calling model has
+    a size or a tensor called `k`; without this, `L[i, k]` would silently
+    read as `L[i, 2]`.
+    """
+    indices = _index_names(body)
+    taken = set(scope.known_names()) | set(scope.terms) | set(indices)
+    fresh = {}
+    for name in sorted(indices):
+        if name in scope.known_names():
+            number = 2
+            while f"{name}{number}" in taken:
+                number += 1
+            fresh[name] = f"{name}{number}"
+            taken.add(fresh[name])
+    return fresh
+
+
+def _index_names(node) -> set[str]:
+    if isinstance(node, ast.Indexed):
+        return {name for index in node.indices for name in _plain_names(index)}
+    if isinstance(node, ast.BinOp):
+        return _index_names(node.left) | _index_names(node.right)
+    if isinstance(node, ast.Neg):
+        return _index_names(node.operand)
+    if isinstance(node, ast.Call):
+        return set().union(*(_index_names(a) for a in node.args))
+    return set()
+
+
+def _plain_names(node) -> set[str]:
+    if isinstance(node, ast.Name):
+        return {node.name}
+    if isinstance(node, ast.BinOp):
+        return _plain_names(node.left) | _plain_names(node.right)
+    if isinstance(node, ast.Neg):
+        return _plain_names(node.operand)
+    return set()
+
+
+def _rename(node, mapping: dict[str, str], indices: dict[str, str]):
+    """The term body with arguments replaced by the caller's names and indices made fresh."""
     if isinstance(node, ast.Name) and node.name in mapping:
         return dataclasses.replace(node, name=mapping[node.name])
     if isinstance(node, ast.Indexed):
-        return dataclasses.replace(node, name=mapping.get(node.name, node.name))
+        renamed = tuple(_rename_index(i, indices) for i in node.indices)
+        return dataclasses.replace(node, name=mapping.get(node.name, node.name), indices=renamed)
     if isinstance(node, ast.BinOp):
-        return dataclasses.replace(node, left=_rename(node.left, mapping), right=_rename(node.right, mapping))
+        return dataclasses.replace(
+            node, left=_rename(node.left, mapping, indices), right=_rename(node.right, mapping, indices)
+        )
     if isinstance(node, ast.Neg):
-        return dataclasses.replace(node, operand=_rename(node.operand, mapping))
+        return dataclasses.replace(node, operand=_rename(node.operand, mapping, indices))
     if isinstance(node, ast.Call):
-        return dataclasses.replace(node, args=tuple(_rename(a, mapping) for a in node.args))
+        return dataclasses.replace(node, args=tuple(_rename(a, mapping, indices) for a in node.args))
+    return node
+
+
+def _rename_index(node, indices: dict[str, str]):
+    if isinstance(node, ast.Name) and node.name in indices:
+        return dataclasses.replace(node, name=indices[node.name])
+    if isinstance(node, ast.BinOp):
+        return dataclasses.replace(
+            node, left=_rename_index(node.left, indices), right=_rename_index(node.right, indices)
+        )
+    if isinstance(node, ast.Neg):
+        return dataclasses.replace(node, operand=_rename_index(node.operand, indices))
     return node
 
 
@@ -177,7 +235,7 @@ class SummandBuilder:
     def _exponent(self, node: ast.Expr) -> int | float:
         from .constants import numeric_value
 
-        value = numeric_value(node, self.scope.sizes, self.scope.describe)
+        value = numeric_value(node, self.scope.sizes, self.scope.describe, "a constant exponent")
         return int(value) if float(value).is_integer() else value
 
     def _unknown(self, name: str, span) -> DSLNameError:
@@ -194,7 +252,8 @@ class SummandBuilder:
         shape = self.scope.shape(node.name)
         if shape:
             raise DSLShapeError(
-                f"wrong number of indices: {node.name} has {len(shape)} axes but is written with none",
+                f"wrong number of indices: {node.name} has {len(shape)} "
+                f"{'axis' if len(shape) == 1 else 'axes'} but is written with none",
                 node.span,
             )
         return ir.Ref(node.name, kind, (), node.span)

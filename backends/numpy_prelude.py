@@ -1,0 +1,169 @@
+# ---- prelude: numerically stable kernels and samplers (pgmdsl numpy backend) ----
+from itertools import product
+
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+def sigmoid(x):
+    """1/(1+exp(-x)) as 0.5*tanh(x/2)+0.5: stable, and the fastest form in NumPy."""
+    out = xp.multiply(x, 0.5)
+    xp.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
+
+
+def softplus(x):
+    """log(1 + exp(x)) without overflow."""
+    return xp.logaddexp(0, x)
+
+
+def log2cosh(x):
+    """log(2 cosh x) without overflow: |x| + log1p(exp(-2|x|))."""
+    a = xp.abs(x)
+    return a + xp.log1p(xp.exp(-2 * a))
+
+
+def logsumexp(x, axis=-1):
+    top = xp.max(x, axis=axis, keepdims=True)
+    top = xp.where(xp.isfinite(top), top, 0)
+    return xp.squeeze(top, axis) + xp.log(xp.sum(xp.exp(x - top), axis=axis))
+
+
+def softmax(x, axis=-1):
+    e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+def bernoulli(p, rng):
+    """Binary units on with probability p."""
+    return (rng.random(p.shape, dtype=p.dtype) < p).astype(p.dtype)
+
+
+def spins(field, rng):
+    """Units in {-1, +1} with P(+1) = sigmoid(2 field)."""
+    return 2 * bernoulli(sigmoid(2 * field), rng) - 1
+
+
+def categorical(p, rng):
+    """One-hot draws over the last axis from probabilities p."""
+    u = rng.random(p.shape[:-1] + (1,), dtype=p.dtype)
+    chosen = xp.minimum(xp.sum(xp.cumsum(p, axis=-1) < u, axis=-1), p.shape[-1] - 1)
+    return (xp.arange(p.shape[-1]) == chosen[..., None]).astype(p.dtype)
+
+
+def _blocks(x, pool):
+    """(..., H, W) -> (..., H/ph, W/pw, ph*pw): the units of each pooling block on the last axis."""
+    k = len(pool)
+    lead = x.shape[: x.ndim - k]
+    split = lead
+    for extent, size in zip(x.shape[x.ndim - k:], pool):
+        split += (extent // size, size)
+    inner = [len(lead) + 2 * i + 1 for i in range(k)]
+    blocks = xp.moveaxis(x.reshape(split), inner, list(range(-k, 0)))
+    size = 1
+    for p in pool:
+        size *= p
+    return blocks.reshape(blocks.shape[: blocks.ndim - k] + (size,))
+
+
+def _unblocks(blocks, shape, pool):
+    k = len(pool)
+    lead = len(shape) - k
+    b = blocks.reshape(blocks.shape[:-1] + tuple(pool))
+    b = xp.moveaxis(b, list(range(-k, 0)), [lead + 2 * i + 1 for i in range(k)])
+    return b.reshape(shape)
+
+
+def pooled_probabilities(field, pool):
+    """Probabilistic max pooling: each block is one categorical over its units and 'all off'."""
+    blocks = _blocks(field, pool)
+    top = xp.maximum(xp.max(blocks, axis=-1, keepdims=True), 0)
+    e = xp.exp(blocks - top)
+    off = xp.exp(-top)
+    return e / (off + xp.sum(e, axis=-1, keepdims=True)), off / (off + xp.sum(e, axis=-1, keepdims=True))
+
+
+def pooled_mean(field, pool):
+    probabilities, _ = pooled_probabilities(field, pool)
+    return _unblocks(probabilities, field.shape, pool)
+
+
+def pooled_sample(field, pool, rng):
+    probabilities, off = pooled_probabilities(field, pool)
+    with_off = xp.concatenate([probabilities, off], axis=-1)
+    draw = categorical(with_off, rng)[..., :-1]
+    return _unblocks(draw, field.shape, pool)
+
+
+def pooled_log_partition(field, pool):
+    """log(1 + sum of exp(field)) over each block."""
+    blocks = _blocks(field, pool)
+    zeros = xp.zeros(blocks.shape[:-1] + (1,), dtype=blocks.dtype)
+    return logsumexp(xp.concatenate([blocks, zeros], axis=-1), axis=-1)
+
+
+def gaussian_joint_mean(field, precision):
+    """Mean of N(P^-1 f, P^-1) for a batch of precisions P (Cholesky solve)."""
+    chol = xp.linalg.cholesky(precision)
+    y = xp.linalg.solve(chol, field[..., None])
+    return xp.linalg.solve(xp.swapaxes(chol, -1, -2), y)[..., 0]
+
+
+def gaussian_joint_sample(field, precision, rng):
+    """Exact draw from N(P^-1 f, P^-1): mean + L^-T z with P = L L^T."""
+    chol = xp.linalg.cholesky(precision)
+    z = rng.standard_normal(field.shape, dtype=field.dtype)
+    y = xp.linalg.solve(chol, field[..., None])
+    return xp.linalg.solve(xp.swapaxes(chol, -1, -2), y + z[..., None])[..., 0]
+
+
+def gaussian_joint_log_partition(field, precision):
+    """log of the integral of exp(f.x - x^T P x / 2): f^T P^-1 f / 2 - log det P / 2 + n log(2 pi) / 2."""
+    chol = xp.linalg.cholesky(precision)
+    y = xp.linalg.solve(chol, field[..., None])[..., 0]
+    log_det = 2 * xp.sum(xp.log(xp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+    return 0.5 * xp.sum(y * y, axis=-1) - 0.5 * log_det + 0.5 * field.shape[-1] * xp.log(2 * xp.pi)
+
+
+def unfold(x, specs, batched):
+    """Read x at affine indices: sliding windows for y + r, strides for 2*y, fixed entries for constants."""
+    lead = 1 if batched else 0
+    windows = [(lead + k, spec[4]) for k, spec in enumerate(specs) if spec and spec[0] == "window"]
+    if windows:
+        x = sliding_window_view(x, [w for _, w in windows], axis=[a for a, _ in windows])
+    index = [slice(None)] * lead
+    for spec in specs:
+        index.append(_axis_index(spec, 0))
+    return x[tuple(index)]
+
+
+def _axis_index(spec, shift):
+    if spec is None:
+        return slice(None)
+    if spec[0] == "at":
+        return spec[1]
+    offset, stride, count = spec[1] + shift, spec[2], spec[3]
+    return slice(offset, offset + stride * (count - 1) + 1, stride)
+
+
+def fold(g, shape, specs, batched):
+    """The adjoint of unfold: add each window's values back where they were read."""
+    lead = g.shape[:1] if batched else ()
+    out = xp.zeros(lead + tuple(shape), dtype=g.dtype)
+    widths = [spec[4] for spec in specs if spec and spec[0] == "window"]
+    outer = len(lead) + sum(1 for spec in specs if not (spec and spec[0] == "at"))
+    for offsets in product(*(range(w) for w in widths)):
+        index, k = [slice(None)] * len(lead), 0
+        for spec in specs:
+            shift = 0
+            if spec and spec[0] == "window":
+                shift, k = offsets[k], k + 1
+            index.append(_axis_index(spec, shift))
+        out[tuple(index)] += g[(slice(None),) * outer + tuple(offsets)]
+    return out
+
+
+def batch_size(state):
+    """Rows in a state: the length of any of its arrays."""
+    return len(next(iter(state.values())))

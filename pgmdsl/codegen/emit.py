@@ -1,0 +1,232 @@
+"""Emit the Python module of a compiled model from its derivation.
+
+The module is plain, readable array code over `xp` (numpy or cupy): one
+function per kernel, a comment per energy term pointing at its .dgm line,
+and the backend's prelude of stable kernels and samplers inlined at the top.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import __version__
+from ..symbolic.kernels import Derivation, LayerKernel, Program
+from .backends import Backend
+from .writer import FunctionWriter, variable
+
+MEAN = {
+    "binary": "sigmoid({f})",
+    "spin": "xp.tanh({f})",
+    "onehot": "softmax({f})",
+}
+SAMPLE = {
+    "binary": "bernoulli(sigmoid({f}), rng)",
+    "spin": "spins({f}, rng)",
+    "onehot": "categorical(softmax({f}), rng)",
+}
+LOG_PARTITION = {
+    "binary": "softplus({f})",
+    "spin": "log2cosh({f})",
+    "onehot": "logsumexp({f}, axis=-1)",
+}
+
+
+class ModuleEmitter:
+    def __init__(self, model, derivation: Derivation, backend: Backend, dtype: str):
+        self.model = model
+        self.derivation = derivation
+        self.backend = backend
+        self.dtype = dtype
+        self.chunks: list[str] = []
+
+    # ---- whole module ----
+    def emit(self) -> str:
+        self.chunks.append(self._header())
+        self.chunks.append(self._tables())
+        self._energy()
+        for kernel in self.derivation.layers.values():
+            self._layer(kernel)
+        self._free_energy()
+        self._statistics()
+        return "\n\n".join(chunk.rstrip() for chunk in self.chunks) + "\n"
+
+    def _header(self) -> str:
+        sizes = ", ".join(f"{k}={v}" for k, v in self.model.sizes.items())
+        regenerate = " ".join(f"--set {k}={v}" for k, v in self.model.sizes.items())
+        source = Path(self.model.filename).name
+        return (
+            f'"""pgmdsl generated module: do not edit.\n\n'
+            f"model {self.model.name}({sizes}) from {source}\n"
+            f"backend {self.backend.name}, dtype {self.dtype}, pgmdsl {__version__}\n"
+            f"regenerate: pgmdsl compile {self.model.filename} {regenerate} --backend {self.backend.name} "
+            f"--dtype {self.dtype}\n"
+            f'"""\n'
+            f"{self.backend.array_module}\n\n"
+            f"DTYPE = xp.{self.dtype}\n\n"
+            f"{self.backend.prelude}"
+        )
+
+    def _tables(self) -> str:
+        d = self.derivation
+        layers = []
+        update = {name: kernel.update for name, kernel in d.layers.items()}
+        for layer in self.model.layers:
+            layers.append(
+                f'    "{layer.name}": {{"shape": {layer.shape}, "unit": {layer.unit!r}, "role": "{layer.role}", '
+                f'"update": {update.get(layer.name)!r}}},'
+            )
+        schedule = tuple(step.layers for step in self.model.schedule)
+        params = "\n".join(f'    "{p.name}": {p.shape},' for p in self.model.params)
+        return (
+            "# ---- the model ----\n"
+            "LAYERS = {\n" + "\n".join(layers) + "\n}\n"
+            "PARAMS = {\n" + params + "\n}\n"
+            f"SCHEDULE = {schedule!r}\n"
+            f"KEPT = {d.kept!r}\n"
+            f"MARGINALISED = {d.marginalised!r}"
+        )
+
+    def _function(self, signature: str, doc: str, writer: FunctionWriter, tail: list[str]) -> None:
+        lines = [f"def {signature}:", f'    """{doc}"""']
+        lines += writer.unpacking() + writer.body + [f"    {t}" for t in tail]
+        self.chunks.append("\n".join(lines))
+
+    def _writer(self) -> FunctionWriter:
+        return FunctionWriter(self.derivation, self.backend.printer)
+
+    def _program(self, writer: FunctionWriter, program: Program, target: str, weights=None, comments=True) -> None:
+        for temp in program.temps:
+            writer.compute(temp)
+        writer.accumulate(target, program.parts, weights, comments=comments)
+
+    # ---- energy and free energy ----
+    def _energy(self) -> None:
+        writer = self._writer()
+        target = writer.name("energy")
+        writer.accumulate(target, self.derivation.energy, comments=True)
+        self._function("energy(p, s)", "E(state): the energy of each batch row.", writer, [f"return {target}"])
+
+    def _free_energy(self) -> None:
+        d = self.derivation
+        writer = self._writer()
+        target = writer.name("free")
+        writer.accumulate(target, d.kept_energy, comments=True)
+        for name in d.marginalised:
+            kernel = d.layers[name]
+            layer = self.model.layer(name)
+            axes = tuple(range(1, len(layer.shape) + 1))
+            writer.comment(f"{name} summed out: minus its log-partition function given the other layers")
+            if kernel.unit == "gaussian":
+                writer.line(f"{writer.name('f_' + name)} = field_{name}(p, s)")
+                writer.line(f"q_{name} = precision_{name}(p, s)")
+                writer.line(
+                    f"{target} = {target} - xp.sum(f_{name}**2 / (2*q_{name}) + 0.5*xp.log(2*xp.pi/q_{name}), axis={axes})"
+                )
+                continue
+            if kernel.update == "pooled":
+                full = self._full_field(name, layer.shape)
+                writer.line(f"{target} = {target} - xp.sum(pooled_log_partition({full}, {kernel.pool}), axis={axes})")
+                continue
+            if kernel.unit == "onehot":
+                axes = tuple(range(1, len(layer.shape)))
+            partition = LOG_PARTITION[kernel.unit].format(f=f"field_{name}(p, s)")
+            summed = f"xp.sum({partition}, axis={axes})" if axes else partition
+            writer.line(f"{target} = {target} - {summed}")
+        doc = f"F({', '.join(d.kept)}) = -log sum over {', '.join(d.marginalised) or 'nothing'} of exp(-E)."
+        self._function("free_energy(p, s)", doc, writer, [f"return {target}"])
+
+    # ---- layers ----
+    def _layer(self, kernel: LayerKernel) -> None:
+        name = kernel.layer
+        layer = self.model.layer(name)
+        writer = self._writer()
+        target = writer.name("field")
+        self._program(writer, kernel.field, target)
+        self._function(f"field_{name}(p, s)", f"-dE/d{name} at {name} = 0: the natural parameter of {name} given the rest.",
+                       writer, [f"return {target}"])
+        if kernel.unit == "gaussian":
+            self._precision(kernel, layer)
+        self._mean(kernel, layer)
+        self._sample(kernel, layer)
+
+    def _precision(self, kernel: LayerKernel, layer) -> None:
+        writer = self._writer()
+        target = writer.name("precision")
+        self._program(writer, Program([], kernel.quadratic.parts), target)
+        tail = [f"return {target}"]
+        if kernel.hessian is not None:
+            size = layer.size
+            coupled = writer.name("coupling")
+            self._program(writer, kernel.hessian, coupled)
+            tail = [
+                f"{coupled} = xp.reshape({coupled}, (-1, {size}, {size}))",
+                f"diagonal = xp.broadcast_to(xp.reshape({target}, (-1, {size})), ({coupled}.shape[0], {size}))",
+                f"return {coupled} + diagonal[:, :, None] * xp.eye({size}, dtype=DTYPE)",
+            ]
+            doc = f"d2E/d{layer.name}2: the full precision matrix of {layer.name} given the rest, one per row."
+        else:
+            doc = f"d2E/d{layer.name}_i^2: the precision of each unit of {layer.name} given the rest."
+        self._function(f"precision_{layer.name}(p, s)", doc, writer, tail)
+
+    def _full_field(self, name: str, shape) -> str:
+        return f"xp.broadcast_to(field_{name}(p, s), (batch_size(s),) + {shape})"
+
+    def _mean(self, kernel: LayerKernel, layer) -> None:
+        name, shape = layer.name, layer.shape
+        field = self._full_field(name, shape)
+        if kernel.unit == "gaussian" and kernel.hessian is not None:
+            body = [f"field = xp.reshape({field}, (-1, {layer.size}))",
+                    f"return xp.reshape(gaussian_joint_mean(field, precision_{name}(p, s)), (-1,) + {shape})"]
+        elif kernel.unit == "gaussian":
+            body = [f"return {field} / precision_{name}(p, s)"]
+        elif kernel.update == "pooled":
+            body = [f"return pooled_mean({field}, {kernel.pool})"]
+        else:
+            body = [f"return {MEAN[kernel.unit].format(f=field)}"]
+        doc = f"E[{name} | rest]" + (" for each unit given all other units" if kernel.update == "unitwise" else "") + "."
+        self.chunks.append("\n".join([f"def mean_{name}(p, s):", f'    """{doc}"""'] + [f"    {b}" for b in body]))
+
+    def _sample(self, kernel: LayerKernel, layer) -> None:
+        name, shape = layer.name, layer.shape
+        field = self._full_field(name, shape)
+        if kernel.update == "unitwise":
+            groups = shape[:-1] if kernel.unit == "onehot" else shape
+            draw = SAMPLE[kernel.unit].format(f=f"field_{name}(p, state)[index]")
+            body = [
+                f"units = xp.array(s[\"{name}\"], dtype=DTYPE, copy=True)",
+                f"state = {{**s, \"{name}\": units}}",
+                f"for unit in product(*(range(n) for n in {groups})):",
+                "    index = (slice(None),) + unit",
+                f"    units[index] = {draw}",
+                "return units",
+            ]
+            doc = f"One Gibbs sweep over the units of {name}, one at a time: they are coupled to each other."
+        elif kernel.unit == "gaussian" and kernel.hessian is not None:
+            body = [f"field = xp.reshape({field}, (-1, {layer.size}))",
+                    f"return xp.reshape(gaussian_joint_sample(field, precision_{name}(p, s), rng), (-1,) + {shape})"]
+            doc = f"An exact draw of {name} from its joint Gaussian conditional (Cholesky)."
+        elif kernel.unit == "gaussian":
+            body = [f"precision = precision_{name}(p, s)",
+                    f"mean = {field} / precision",
+                    "return mean + rng.standard_normal(mean.shape, dtype=DTYPE) / xp.sqrt(precision)"]
+            doc = f"Draw {name} from its conditional: independent normals."
+        elif kernel.update == "pooled":
+            body = [f"return pooled_sample({field}, {kernel.pool}, rng)"]
+            doc = f"Draw {name}: each pooling block is one categorical over its units and 'all off'."
+        else:
+            body = [f"return {SAMPLE[kernel.unit].format(f=field)}"]
+            doc = f"Draw {name} from its conditional given the rest."
+        self.chunks.append("\n".join([f"def sample_{name}(p, s, rng):", f'    """{doc}"""'] + [f"    {b}" for b in body]))
+
+    # ---- gradient statistics ----
+    def _statistics(self) -> None:
+        writer = self._writer()
+        results = []
+        for name, program in self.derivation.statistics.items():
+            target = writer.name(f"stat_{variable(name)}")
+            writer.comment(f"{name}")
+            self._program(writer, program, target, weights="w", comments=False)
+            results.append(f'"{name}": {target}')
+        doc = ("Weighted sums over the batch (weights w) of -dE/dtheta for every parameter; "
+               "data minus model statistics is the log-likelihood gradient.")
+        self._function("statistics(p, s, w)", doc, writer, ["return {" + ", ".join(results) + "}"])

@@ -1,0 +1,38 @@
+"""model.compile(): derive, emit, cache and load a model's module."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import DSLError
+from .runtime.compiled import Compiled
+
+DTYPES = ("float32", "float64")
+
+
+def generate_source(model, backend: str = "numpy", dtype: str = "float32") -> str:
+    """The Python source of a model's module (derivation with sympy, then emission)."""
+    from .codegen.backends import backend as find_backend
+    from .codegen.emit import ModuleEmitter
+    from .symbolic.derive import derive
+
+    if model.stack:
+        raise DSLError(f"model '{model.name}' is a stack: compile its models one by one (model.stack)")
+    if dtype not in DTYPES:
+        raise DSLError(f"dtype must be one of {', '.join(DTYPES)}, got '{dtype}'")
+    chosen = find_backend(backend)
+    return ModuleEmitter(model, derive(model.ir, model.schedule), chosen, dtype).emit()
+
+
+def compile_model(model, backend: str = "numpy", dtype: str = "float32", seed: int = 0, cache: bool = True) -> Compiled:
+    from .codegen.load import cache_key, load_module, read_cached, write_cached
+
+    dtype = np.dtype(dtype).name if dtype in DTYPES or hasattr(dtype, "name") else dtype
+    key = cache_key(model, backend, dtype)
+    source = read_cached(key) if cache else None
+    if source is None:
+        source = generate_source(model, backend, dtype)
+        if cache:
+            write_cached(key, source)
+    module = load_module(source, f"{model.name}-{backend}-{dtype}-{key[:8]}")
+    return Compiled(model, module, source, backend, dtype, seed)

@@ -1,0 +1,1 @@
+"""Runtime: compiled models, parameter initialisation, the GPU array-module seam."""

@@ -1,0 +1,101 @@
+"""What the derivation hands to the code generator: reductions over index spaces.
+
+A Reduction is `out[output] = sum over the other indices of expr`, where expr
+is a sympy scalar in atoms (arrays read at indices). Compute names an array
+made of a sum of reductions. Everything the compiler derives — energy,
+fields, quadratic coefficients, free energy pieces, gradient statistics — is
+a list of these; the backends turn each into array code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+
+from ..ir.expr import Affine
+from .scalar import Atom, ScalarForm
+
+
+@dataclass
+class Reduction:
+    form: ScalarForm
+    output: tuple[Affine, ...]  # output axes, each an index or an affine form (folded)
+    shape: tuple[int, ...]  # output shape, batch axis excluded
+    batch: str = "keep"  # keep: one value per batch row; sum: weighted sum over rows
+
+    @property
+    def expr(self) -> sympy.Expr:
+        return self.form.expr
+
+    @property
+    def batched(self) -> bool:
+        return any(self.form.atoms[s].batched for s in self.form.expr.free_symbols if s in self.form.atoms)
+
+
+@dataclass
+class Compute:
+    """A named intermediate array: the sum of `parts`."""
+
+    name: str
+    parts: list[Reduction]
+    shape: tuple[int, ...]
+    batched: bool
+    comment: str = ""
+
+
+@dataclass
+class Program:
+    """Computes in order, then the sum of `parts` as the result."""
+
+    temps: list[Compute] = field(default_factory=list)
+    parts: list[Reduction] = field(default_factory=list)
+
+    def extend(self, other: "Program") -> None:
+        self.temps.extend(other.temps)
+        self.parts.extend(other.parts)
+
+    def scaled(self, factor) -> "Program":
+        parts = [
+            Reduction(ScalarForm(factor * r.form.expr, r.form.atoms, r.form.extents, r.form.free, r.form.label),
+                      r.output, r.shape, r.batch)
+            for r in self.parts
+        ]
+        return Program(list(self.temps), parts)
+
+    @property
+    def empty(self) -> bool:
+        return not self.parts
+
+
+@dataclass
+class LayerKernel:
+    """How one sampled layer is drawn given the others."""
+
+    layer: str
+    unit: str
+    update: str  # block | unitwise | joint | pooled
+    field: Program  # natural parameter: -dE/dL at L = 0
+    quadratic: Program | None = None  # Gaussian: d2E/dL2 per unit (diagonal)
+    hessian: Program | None = None  # Gaussian joint: the off-diagonal precision
+    pool: tuple[int, ...] = ()
+
+
+@dataclass
+class Derivation:
+    model: object
+    lets: dict[str, Compute]
+    energy: list[Reduction]
+    layers: dict[str, LayerKernel]
+    kept: tuple[str, ...]
+    marginalised: tuple[str, ...]
+    kept_energy: list[Reduction]  # energy with the marginalised layers at zero
+    statistics: dict[str, Program]  # -dE/dtheta, weighted sums over the batch
+    labels: dict[str, str] = field(default_factory=dict)  # term name -> "file:line"
+
+
+def atom_symbol(form: ScalarForm, atom: Atom) -> sympy.Symbol:
+    for symbol, existing in form.atoms.items():
+        if existing == atom:
+            return symbol
+    raise KeyError(atom)
