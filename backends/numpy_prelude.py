@@ -1,8 +1,6 @@
 # ---- prelude: numerically stable kernels and samplers (pgmdsl numpy backend) ----
 from itertools import product
 
-from numpy.lib.stride_tricks import sliding_window_view
-
 
 def sigmoid(x):
     """1/(1+exp(-x)) as 0.5*tanh(x/2)+0.5: stable, and the fastest form in NumPy."""
@@ -131,7 +129,7 @@ def unfold(x, specs, batched):
     lead = 1 if batched else 0
     windows = [(lead + k, spec[4]) for k, spec in enumerate(specs) if spec and spec[0] == "window"]
     if windows:
-        x = sliding_window_view(x, [w for _, w in windows], axis=[a for a, _ in windows])
+        x = xp.lib.stride_tricks.sliding_window_view(x, [w for _, w in windows], axis=[a for a, _ in windows])
     index = [slice(None)] * lead
     for spec in specs:
         index.append(_axis_index(spec, 0))

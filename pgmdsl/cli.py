@@ -51,9 +51,23 @@ def graph_command(args) -> int:
     return 0
 
 
+def compile_command(args) -> int:
+    from .compiler import generate_source
+
+    model = load(args.model, **_sizes(args.set))
+    source = generate_source(model, args.backend, args.dtype)
+    if args.output:
+        Path(args.output).write_text(source, encoding="utf-8")
+        print(f"wrote {args.output}")
+    else:
+        print(source, end="")
+    return 0
+
+
 COMMANDS = {
     "check": (check_command, "parse and check a model; print its layers, params, terms and Gibbs schedule"),
     "graph": (graph_command, "draw a model's factor graph (.dot always, .png with matplotlib)"),
+    "compile": (compile_command, "print (or write with -o) the generated Python module of a model"),
 }
 
 
@@ -65,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
         _add_model_arguments(sub)
         if name == "graph":
             sub.add_argument("-o", "--output", required=True, help="out.dot or out.png")
+        if name == "compile":
+            sub.add_argument("--backend", default="numpy", help="numpy (CPU) or cupy (GPU)")
+            sub.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+            sub.add_argument("-o", "--output", help="write the module here instead of printing it")
     return parser
 
 

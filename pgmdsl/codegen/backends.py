@@ -36,7 +36,9 @@ def backend(name: str) -> Backend:
     if not path.is_file():
         raise DSLError(f"unknown backend '{name}' (known: {', '.join(names())})")
     manifest = tomllib.loads(path.read_text(encoding="utf-8"))
-    prelude = (resources.backends_dir() / manifest["prelude"]).read_text(encoding="utf-8")
+    prelude = "\n\n".join(
+        (resources.backends_dir() / part).read_text(encoding="utf-8").rstrip() for part in manifest["prelude"]
+    ) + "\n"
     printer = getattr(printers, manifest["printer"])()
     return Backend(manifest["name"], manifest["description"], manifest["array_module"], prelude, printer)
 

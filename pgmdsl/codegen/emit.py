@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, resources
 from ..symbolic.kernels import Derivation, LayerKernel, Program
 from .backends import Backend
 from .writer import FunctionWriter, variable
@@ -54,11 +54,13 @@ class ModuleEmitter:
         sizes = ", ".join(f"{k}={v}" for k, v in self.model.sizes.items())
         regenerate = " ".join(f"--set {k}={v}" for k, v in self.model.sizes.items())
         source = Path(self.model.filename).name
+        library = Path(self.model.filename).resolve().parent == resources.models_dir().resolve()
+        target = self.model.name if library else self.model.filename
         return (
             f'"""pgmdsl generated module: do not edit.\n\n'
             f"model {self.model.name}({sizes}) from {source}\n"
             f"backend {self.backend.name}, dtype {self.dtype}, pgmdsl {__version__}\n"
-            f"regenerate: pgmdsl compile {self.model.filename} {regenerate} --backend {self.backend.name} "
+            f"regenerate: pgmdsl compile {target} {regenerate} --backend {self.backend.name} "
             f"--dtype {self.dtype}\n"
             f'"""\n'
             f"{self.backend.array_module}\n\n"

@@ -1,0 +1,112 @@
+"""Generated modules: readable source, the disk cache, linecache, the compile command."""
+
+import linecache
+import traceback
+
+import numpy as np
+import pytest
+
+import pgmdsl
+from pgmdsl import compiler
+from pgmdsl.cli import main
+from pgmdsl.errors import DSLError
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PGMDSL_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_generated_rbm_module_reads_like_hand_written_code():
+    source = compiler.generate_source(pgmdsl.load("rbm", nv=6, nh=4), "numpy", "float32")
+    assert source.startswith('"""pgmdsl generated module: do not edit.\n\nmodel rbm(nv=6, nh=4) from rbm.dgm\n')
+    assert "regenerate: pgmdsl compile rbm --set nv=6 --set nh=4 --backend numpy --dtype float32" in source
+    assert "    # v_W_h: -v[i]*W[i, j]*h[j]  (rbm.dgm:11)\n" in source
+    assert "    field = field + v @ W\n" in source
+    assert "    field = field + h @ W.T\n" in source
+    assert "    stat_W = v.T @ t1\n" in source
+    compile(source, "rbm", "exec")
+
+
+def test_compile_uses_the_disk_cache(cache, monkeypatch):
+    model = pgmdsl.load("rbm", nv=5, nh=3)
+    first = model.compile()
+    assert len(list(cache.glob("*.py"))) == 1
+    monkeypatch.setattr(compiler, "generate_source", lambda *a, **k: pytest.fail("cache was not used"))
+    second = model.compile()
+    assert second.source == first.source
+    other = pgmdsl.load("rbm", nv=6, nh=3)
+    with pytest.raises(BaseException):
+        other.compile()  # different sizes: a different key, so it must generate
+
+
+def test_cache_key_changes_with_sizes_dtype_and_backend():
+    from pgmdsl.codegen.load import cache_key
+
+    small, large = pgmdsl.load("rbm", nv=5), pgmdsl.load("rbm", nv=6)
+    keys = {cache_key(small, "numpy", "float32"), cache_key(large, "numpy", "float32"),
+            cache_key(small, "numpy", "float64"), cache_key(small, "cupy", "float32")}
+    assert len(keys) == 4
+
+
+def test_tracebacks_show_generated_lines(cache):
+    c = pgmdsl.load("rbm", nv=5, nh=3).compile(cache=False)
+    try:
+        c.module.field_h(c.params, {"v": np.ones((2, 7))})  # wrong width: fails inside the module
+    except ValueError:
+        text = traceback.format_exc()
+    assert "field = field + v @ W" in text
+    filename = c.module.__file__
+    assert linecache.getline(filename, 1).startswith('"""pgmdsl generated module')
+
+
+def test_compiled_contract():
+    c = pgmdsl.load("rbm", nv=5, nh=3).compile(dtype="float64", cache=False)
+    assert set(c.params) == {"W", "a", "b"} and c.params["W"].dtype == np.float64
+    assert c.kept == ("v",) and c.marginalised == ("h",)
+    rng = np.random.default_rng(0)
+    v = rng.integers(0, 2, (4, 5)).astype(float)
+    h = c.sample_layer("h", {"v": v}, rng)
+    assert h.shape == (4, 3) and set(np.unique(h)) <= {0.0, 1.0}
+    assert c.energy({"v": v, "h": h}).shape == (4,)
+    assert c.free_energy({"v": v[0]}).shape == (1,)  # one row without a batch axis
+    gradient = c.gradient({"v": v}, {"v": 1 - v})
+    assert {k: g.shape for k, g in gradient.items()} == {"W": (5, 3), "a": (5,), "b": (3,)}
+
+
+def test_compiled_errors_are_clear():
+    c = pgmdsl.load("rbm", nv=5, nh=3).compile(cache=False)
+    with pytest.raises(DSLError, match="has no layer 'x'"):
+        c.free_energy({"x": np.zeros((1, 5))})
+    with pytest.raises(DSLError, match=r"layer 'v' has shape \(5,\) per row, got an array of shape \(2, 4\)"):
+        c.free_energy({"v": np.zeros((2, 4))})
+    with pytest.raises(DSLError, match="the state lacks layer v"):
+        c.mean("h", {})
+    with pytest.raises(DSLError, match="not a sampled layer"):
+        c.mean("W", {"v": np.zeros((1, 5))})
+    with pytest.raises(DSLError, match="dtype must be one of"):
+        compiler.generate_source(pgmdsl.load("rbm", nv=5), "numpy", "int8")
+    with pytest.raises(DSLError, match="unknown backend 'tpu'"):
+        compiler.generate_source(pgmdsl.load("rbm", nv=5), "tpu", "float32")
+
+
+def test_symmetric_gradients_stay_symmetric():
+    c = pgmdsl.load("bm", n=4, nh=2).compile(dtype="float64", cache=False)
+    rng = np.random.default_rng(1)
+    data = {"v": rng.integers(0, 2, (6, 4)).astype(float), "h": rng.integers(0, 2, (6, 2)).astype(float)}
+    model = {"v": rng.integers(0, 2, (6, 4)).astype(float), "h": rng.integers(0, 2, (6, 2)).astype(float)}
+    gradient = c.gradient(data, model)
+    np.testing.assert_allclose(gradient["L"], gradient["L"].T)
+    assert np.all(np.diag(gradient["L"]) == 0)
+    assert np.all(np.diag(c.params["L"]) == 0) and np.allclose(c.params["L"], c.params["L"].T)
+
+
+def test_compile_command_prints_or_writes_the_module(tmp_path, capsys):
+    assert main(["compile", "rbm", "--set", "nv=6", "--set", "nh=4"]) == 0
+    assert "def free_energy(p, s):" in capsys.readouterr().out
+    out = tmp_path / "rbm_module.py"
+    assert main(["compile", "gbrbm", "--set", "nv=3", "--dtype", "float64", "-o", str(out)]) == 0
+    assert "DTYPE = xp.float64" in out.read_text()
+    assert main(["compile", "dbn"]) == 1
+    assert "is a stack" in capsys.readouterr().err
