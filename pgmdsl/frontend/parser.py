@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from lark import Lark, Token
+from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from .. import resources
@@ -27,12 +27,41 @@ def parse_text(text: str, filename: str = "<string>") -> ast.File:
         tree = _parser().parse(text)
     except UnexpectedInput as failure:
         raise _syntax_error(failure, source) from None
+    _check_depth(tree, source)
     try:
         return ToAst(source).transform(tree)
     except VisitError as failure:  # Lark wraps what a rule handler raises
         if isinstance(failure.orig_exc, DSLError):
             raise failure.orig_exc from None
         raise
+
+
+# Deepest parse tree accepted. Every later stage walks expressions recursively,
+# and a left-nested sum of a few hundred summands (or as many signs) would
+# otherwise end in a RecursionError; long energies split into named terms.
+MAX_DEPTH = 200
+
+
+_EXPRESSION_RULES = {"add", "sub", "mul", "div", "pow", "neg", "unary", "number", "name", "indexed", "call",
+                     "keyword_argument"}
+
+
+def _check_depth(tree: Tree, source: SourceText) -> None:
+    """Reject a parse tree deeper than MAX_DEPTH, pointing at the outermost expression too deep."""
+    stack = [(tree, 1, None)]
+    while stack:
+        node, depth, outermost = stack.pop()
+        if outermost is None and node.data in _EXPRESSION_RULES:
+            outermost = node
+        if depth > MAX_DEPTH:
+            meta = (outermost or node).meta
+            span = SourceSpan(source, meta.line, meta.column, meta.end_line, meta.end_column)
+            raise DSLSyntaxError(
+                f"expression nested too deeply (over {MAX_DEPTH} levels of operators): "
+                "split it into named energy terms or lets",
+                span,
+            )
+        stack.extend((child, depth + 1, outermost) for child in node.children if isinstance(child, Tree))
 
 
 # Friendly names for the grammar's terminals in "expected ..." lists.

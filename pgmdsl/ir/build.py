@@ -87,6 +87,12 @@ class ModelScope:
         if name in self._building:
             chain = " -> ".join(self._building[self._building.index(name):] + [name])
             raise DSLError(f"let '{name}' is defined in terms of itself ({chain})", definition.name.span)
+        if len(self._building) >= MAX_NESTING:
+            raise DSLError(
+                f"lets nested too deeply: '{self._building[0]}' goes through more than {MAX_NESTING} lets, "
+                "each defined by the next",
+                self.let_defs[self._building[0]].name.span,
+            )
         self._building.append(name)
         try:
             self.lets[name] = _build_let(definition, self)
@@ -95,8 +101,28 @@ class ModelScope:
         return self.lets[name]
 
 
+# How many lets, sizes or term calls may stand one inside the other. Real
+# models use two or three; the limit keeps the recursive stages far from
+# Python's recursion limit (with the parser's limit on expression depth).
+MAX_NESTING = 32
+
+
 def build_model(model_def: ast.ModelDef, file_scope, overrides: dict[str, int], building: tuple[str, ...] = ()) -> ModelIR:
     """Build the IR of one model with its size parameters set from `overrides` and defaults."""
+    if building:
+        return _build_model(model_def, file_scope, overrides, building)
+    try:
+        return _build_model(model_def, file_scope, overrides, building)
+    except RecursionError:
+        # A last resort: the limits above make this unlikely, but a file must never crash the compiler.
+        raise DSLError(
+            f"model '{model_def.name.name}' is nested too deeply to compile: "
+            "split long expressions and chains of lets or terms",
+            model_def.name.span,
+        ) from None
+
+
+def _build_model(model_def: ast.ModelDef, file_scope, overrides: dict[str, int], building: tuple[str, ...]) -> ModelIR:
     from .stack import build_stack  # a stack builds its entries with build_model
 
     scope = ModelScope(file_scope.terms)
@@ -219,6 +245,12 @@ def _evaluate_size_lets(size_lets: list[ast.LetDef], scope: ModelScope) -> None:
             return
         if name in evaluating:
             raise DSLError(f"size '{name}' is defined in terms of itself", definition.name.span)
+        if len(evaluating) >= MAX_NESTING:
+            raise DSLError(
+                f"sizes nested too deeply: '{evaluating[0]}' goes through more than {MAX_NESTING} sizes, "
+                "each defined by the next",
+                pending[evaluating[0]].name.span,
+            )
         evaluating.append(name)
         scope.sizes[name] = _size_with_lets(definition.body, scope, describe, f"size '{name}'")
         evaluating.pop()

@@ -23,6 +23,9 @@ class FileScope:
     models: dict = field(default_factory=dict)  # name -> (ModelDef, FileScope)
 
 
+MAX_IMPORT_DEPTH = 32  # files importing files importing files...
+
+
 class Library:
     """Loads .dgm files and resolves their imports, detecting cycles."""
 
@@ -79,6 +82,8 @@ class Library:
         if target in self._loading:
             cycle = " -> ".join(p.name for p in self._loading[self._loading.index(target):] + [target])
             raise DSLError(f"import cycle: {cycle}", statement.span)
+        if len(self._loading) >= MAX_IMPORT_DEPTH:
+            raise DSLError(f"imports nested too deeply: more than {MAX_IMPORT_DEPTH} files, each importing the next", statement.span)
         return self.load_path(target)
 
 

@@ -34,6 +34,9 @@ class Scope(Protocol):
     def known_names(self) -> list[str]: ...
 
 
+MAX_TERM_NESTING = 32  # as build.MAX_NESTING: terms calling terms calling terms...
+
+
 @dataclasses.dataclass(frozen=True)
 class Piece:
     """A summand before conversion: its AST, its sign and the term it came from."""
@@ -61,6 +64,12 @@ def _expand_term(call: ast.Call, scope: Scope, negated: bool, via: tuple[str, ..
     if call.func in via:
         chain = " -> ".join(via + (call.func,))
         raise DSLError(f"term '{call.func}' calls itself ({chain})", call.span)
+    if len(via) >= MAX_TERM_NESTING:
+        raise DSLError(
+            f"term calls nested too deeply: '{via[0]}' goes through more than {MAX_TERM_NESTING} terms, "
+            "each calling the next",
+            call.span,
+        )
     if call.keywords:
         raise DSLError(f"term '{call.func}' takes its arguments by position", call.keywords[0].span)
     if len(call.args) != len(definition.params):

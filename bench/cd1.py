@@ -1,0 +1,115 @@
+"""CD-1 step of an RBM: the generated module against a hand-written NumPy CD-1.
+
+RBM 784 x 500, batch 100, synthetic binary data with about 13% ones
+(MNIST-like). Both programs do the same work per step: hidden probabilities,
+a hidden sample, a visible sample, hidden probabilities again, and the
+parameter update from data minus model statistics. Timed interleaved in one
+run; reports medians, the ratio, and the fraction of the GEMM floor measured
+in the same run (10 B V H flops a step).
+
+    python bench/cd1.py [--dtype float32|float64] [--batch 100] [--hidden 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import interleaved, machine  # noqa: E402
+
+import pgmdsl  # noqa: E402
+
+
+def hand_written(W, a, b, v0, lr, rng, dtype):
+    """The reference: preallocation-free but tight NumPy CD-1."""
+    batch = v0.shape[0]
+
+    def sigmoid(x):
+        out = np.multiply(x, 0.5)
+        np.tanh(out, out=out)
+        out *= 0.5
+        out += 0.5
+        return out
+
+    def step():
+        h0 = sigmoid(v0 @ W + b)
+        hs = (rng.random(h0.shape, dtype=dtype) < h0).astype(dtype)
+        pv = sigmoid(hs @ W.T + a)
+        vk = (rng.random(pv.shape, dtype=dtype) < pv).astype(dtype)
+        hk = sigmoid(vk @ W + b)
+        W[...] += (lr / batch) * (v0.T @ h0 - vk.T @ hk)
+        a[...] += lr * (v0.mean(0) - vk.mean(0))
+        b[...] += lr * (h0.mean(0) - hk.mean(0))
+
+    return step
+
+
+def generated(compiled, v0, lr, rng):
+    """The same step through the generated module's functions."""
+    module, params = compiled.module, compiled.params
+    weights = np.full(v0.shape[0], 1.0 / v0.shape[0], dtype=compiled.dtype)
+
+    def step():
+        h0 = module.mean_h(params, {"v": v0})
+        hs = module.bernoulli(h0, rng)
+        vk = module.sample_v(params, {"h": hs}, rng)
+        hk = module.mean_h(params, {"v": vk})
+        data = module.statistics(params, {"v": v0, "h": h0}, weights)
+        model = module.statistics(params, {"v": vk, "h": hk}, weights)
+        for name, value in params.items():
+            value += lr * (data[name] - model[name])
+
+    return step
+
+
+def gemm_floor(visible, hidden, batch, dtype) -> float:
+    """Seconds for the step's matrix products at the measured GEMM rate."""
+    rng = np.random.default_rng(0)
+    x = rng.random((1000, 1000), dtype=dtype)
+    y = rng.random((1000, 1000), dtype=dtype)
+    for _ in range(3):
+        x @ y
+    start = time.perf_counter()
+    for _ in range(10):
+        x @ y
+    rate = 2e9 * 10 / (time.perf_counter() - start)
+    return 10 * batch * visible * hidden / rate, rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--visible", type=int, default=784)
+    parser.add_argument("--hidden", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    dtype = np.dtype(args.dtype)
+    rng = np.random.default_rng(0)
+    v0 = (rng.random((args.batch, args.visible)) < 0.13).astype(dtype)
+    compiled = pgmdsl.load("rbm", nv=args.visible, nh=args.hidden).compile(dtype=args.dtype)
+    W = np.array(compiled.params["W"])
+    a, b = np.zeros(args.visible, dtype), np.zeros(args.hidden, dtype)
+    steps = {
+        "hand-written": hand_written(W, a, b, v0, 0.01, np.random.default_rng(1), dtype),
+        "generated": generated(compiled, v0, 0.01, np.random.default_rng(1)),
+    }
+    times = interleaved(steps, repeats=args.repeats)
+    floor, rate = gemm_floor(args.visible, args.hidden, args.batch, dtype)
+    print(machine())
+    print(f"RBM {args.visible}x{args.hidden}, batch {args.batch}, {args.dtype}; "
+          f"median of {args.repeats} x 50 steps after warm-up; GEMM rate {rate / 1e9:.0f} GFLOP/s "
+          f"-> floor {floor * 1e3:.2f} ms/step")
+    for name, seconds in times.items():
+        print(f"  {name:13s} {seconds * 1e3:7.3f} ms/step   {floor / seconds:5.0%} of the GEMM floor")
+    ratio = times["generated"] / times["hand-written"]
+    print(f"  generated / hand-written = {ratio:.3f}  (target <= 1.10)")
+
+
+if __name__ == "__main__":
+    main()
