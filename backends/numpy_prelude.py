@@ -94,6 +94,14 @@ def pooled_sample(field, pool, rng):
     return _unblocks(draw, field.shape, pool)
 
 
+def pooled_draw(mean, pool, rng):
+    """Draw pooled detector units from their conditional means (the rest of each block is 'off')."""
+    blocks = _blocks(mean, pool)
+    off = xp.clip(1 - xp.sum(blocks, axis=-1, keepdims=True), 0, 1)
+    draw = categorical(xp.concatenate([blocks, off], axis=-1), rng)[..., :-1]
+    return _unblocks(draw, mean.shape, pool)
+
+
 def pooled_log_partition(field, pool):
     """log(1 + sum of exp(field)) over each block."""
     blocks = _blocks(field, pool)
@@ -129,11 +137,26 @@ def unfold(x, specs, batched):
     lead = 1 if batched else 0
     windows = [(lead + k, spec[4]) for k, spec in enumerate(specs) if spec and spec[0] == "window"]
     if windows:
-        x = xp.lib.stride_tricks.sliding_window_view(x, [w for _, w in windows], axis=[a for a, _ in windows])
+        x = _sliding_windows(x, [w for _, w in windows], [a for a, _ in windows])
     index = [slice(None)] * lead
     for spec in specs:
         index.append(_axis_index(spec, 0))
     return x[tuple(index)]
+
+
+def _sliding_windows(x, window_shape, axis):
+    """sliding_window_view(x, window_shape, axis=axis): the windows' axes appended, a view.
+
+    On CuPy the same view is made with as_strided: CuPy before 13 lacks
+    sliding_window_view, and CuPy's reads the window shape back from the GPU.
+    """
+    if xp.__name__ == "numpy":
+        return xp.lib.stride_tricks.sliding_window_view(x, window_shape, axis=axis)
+    shape = list(x.shape)
+    for a, w in zip(axis, window_shape):
+        shape[a] -= w - 1
+    strides = tuple(x.strides) + tuple(x.strides[a] for a in axis)
+    return xp.lib.stride_tricks.as_strided(x, shape=tuple(shape) + tuple(window_shape), strides=strides)
 
 
 def _axis_index(spec, shift):

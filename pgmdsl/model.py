@@ -39,6 +39,11 @@ class Model:
         return dict(self.ir.sizes)
 
     @property
+    def arguments(self) -> dict[str, int]:
+        """The header's size parameters and their values (what `load(name, **sizes)` takes)."""
+        return {name: value for name, value in self.ir.sizes if name in self.ir.arguments}
+
+    @property
     def layers(self) -> tuple[Layer, ...]:
         return self.ir.layers
 

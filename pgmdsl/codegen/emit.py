@@ -24,6 +24,11 @@ SAMPLE = {
     "spin": "spins({f}, rng)",
     "onehot": "categorical(softmax({f}), rng)",
 }
+DRAW = {
+    "binary": "bernoulli(mean, rng)",
+    "spin": "2*bernoulli((mean + 1)/2, rng) - 1",
+    "onehot": "categorical(mean, rng)",
+}
 LOG_PARTITION = {
     "binary": "softplus({f})",
     "spin": "log2cosh({f})",
@@ -52,7 +57,7 @@ class ModuleEmitter:
 
     def _header(self) -> str:
         sizes = ", ".join(f"{k}={v}" for k, v in self.model.sizes.items())
-        regenerate = " ".join(f"--set {k}={v}" for k, v in self.model.sizes.items())
+        regenerate = " ".join(f"--set {k}={v}" for k, v in self.model.arguments.items())
         source = Path(self.model.filename).name
         library = Path(self.model.filename).resolve().parent == resources.models_dir().resolve()
         target = self.model.name if library else self.model.filename
@@ -150,6 +155,7 @@ class ModuleEmitter:
             self._precision(kernel, layer)
         self._mean(kernel, layer)
         self._sample(kernel, layer)
+        self._draw(kernel, layer)
 
     def _precision(self, kernel: LayerKernel, layer) -> None:
         writer = self._writer()
@@ -219,6 +225,17 @@ class ModuleEmitter:
             body = [f"return {SAMPLE[kernel.unit].format(f=field)}"]
             doc = f"Draw {name} from its conditional given the rest."
         self.chunks.append("\n".join([f"def sample_{name}(p, s, rng):", f'    """{doc}"""'] + [f"    {b}" for b in body]))
+
+    def _draw(self, kernel: LayerKernel, layer) -> None:
+        """draw_L(mean, rng): a sample from conditional means already computed (saves a product)."""
+        if kernel.update == "pooled":
+            body = f"return pooled_draw(mean, {kernel.pool}, rng)"
+        elif kernel.update == "block" and kernel.unit in DRAW:
+            body = f"return {DRAW[kernel.unit]}"
+        else:
+            return
+        doc = f"Draw {layer.name} given its conditional means (as returned by mean_{layer.name})."
+        self.chunks.append("\n".join([f"def draw_{layer.name}(mean, rng):", f'    """{doc}"""', f"    {body}"]))
 
     # ---- gradient statistics ----
     def _statistics(self) -> None:

@@ -154,6 +154,7 @@ def _build_model(model_def: ast.ModelDef, file_scope, overrides: dict[str, int],
         terms=terms,
         stack=stack,
         span=model_def.name.span,
+        arguments=tuple(p.name.name for p in model_def.size_params),
     )
 
 

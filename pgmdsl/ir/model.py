@@ -135,6 +135,7 @@ class ModelIR:
     terms: tuple[EnergyTerm, ...]
     stack: tuple[StackEntry, ...]
     span: SourceSpan
+    arguments: tuple[str, ...] = ()  # the header's size parameters (the rest of `sizes` are lets)
 
     def layer(self, name: str) -> Layer:
         return _find(self.layers, name)

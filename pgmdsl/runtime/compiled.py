@@ -6,6 +6,8 @@ The runtime never sees sympy: only the generated module's functions.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..errors import DSLError
@@ -126,6 +128,96 @@ class Compiled:
             difference = self.xp.asarray(data[param.name] - model[param.name], dtype=self.dtype)
             gradient[param.name] = constrain(param, self.xp.broadcast_to(difference, param.shape), self.xp)
         return gradient
+
+    # ---- fast paths for the runtime (no checks) ----
+    def module_mean(self, layer: str, state: dict):
+        return getattr(self.module, f"mean_{layer}")(self.params, state)
+
+    def module_sample(self, layer: str, state: dict, rng):
+        return getattr(self.module, f"sample_{layer}")(self.params, state, rng)
+
+    # ---- training, sampling, saving ----
+    def fit(self, data, method: str = "cd", k: int = 1, epochs: int = 10, batch_size: int = 10, lr: float = 0.05,
+            momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0, callbacks=(), clamp=(),
+            validation=None, checkpoint=None, resume=None, **options):
+        """Train by CD-k or PCD-k; returns the per-epoch History.
+
+        data: an array for the one observed layer, or a dict of arrays for several
+        (visible and input layers). validation: held-out data for the free-energy
+        gap. checkpoint: a .npz path written every `checkpoint_every` epochs;
+        resume: a checkpoint to continue from exactly. Other options (lr_schedule,
+        sparsity_target, chains, verbose, ...) are listed in runtime.options.
+        """
+        from .train import Trainer
+
+        trainer = Trainer(self, data, clamp=clamp, callbacks=callbacks, validation=validation,
+                          checkpoint=checkpoint or resume, method=method, k=k, epochs=epochs,
+                          batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                          seed=seed, **options)
+        if resume is not None and Path(resume).exists():
+            trainer.resume(resume)
+        else:
+            trainer.start()
+        self.history = trainer.run()
+        return self.history
+
+    def sample(self, n: int, steps: int = 1000, clamp: dict | None = None, init: dict | None = None, seed: int = 0) -> dict:
+        """n chains of `steps` Gibbs sweeps; `clamp` fixes layers (or inputs) to given arrays (inpainting
+        fixes units by clamping a layer and restoring the free units yourself: see `inpaint`)."""
+        from .sampling import gibbs, initial_state
+
+        rng = np.random.default_rng(seed)
+        clamp = {k: self._rows(k, v, n) for k, v in (clamp or {}).items()}
+        init = {k: self._rows(k, v, n) for k, v in (init or {}).items()}
+        state = initial_state(self, n, rng, {**init, **clamp})
+        return gibbs(self, state, rng, steps, clamped=tuple(clamp))
+
+    def inpaint(self, layer: str, values, known, steps: int = 200, seed: int = 0):
+        """Sample the unknown units of `layer` given the known ones (`known`: boolean mask like values)."""
+        from .sampling import initial_state, sweep_order
+
+        rng = np.random.default_rng(seed)
+        values = self._state({layer: values}, [layer])[layer]
+        known = self.xp.asarray(np.broadcast_to(np.asarray(known, bool), values.shape))
+        state = initial_state(self, len(values), rng, {layer: values})
+        for _ in range(steps):
+            for name in sweep_order(self):
+                state[name] = self.module_sample(name, state, rng)
+                if name == layer:
+                    state[name] = self.xp.where(known, values, state[name])
+        return state[layer]
+
+    def _rows(self, layer: str, value, n: int):
+        """A layer's values for n chains: one row is repeated, n rows are taken as they are."""
+        if layer not in self.layers:
+            raise DSLError(f"model {self.model.name} has no layer '{layer}'")
+        array = self.xp.asarray(value, dtype=self.dtype)
+        shape = tuple(self.layers[layer]["shape"])
+        if array.shape == shape:
+            return self.xp.broadcast_to(array, (n,) + shape).copy()
+        if array.shape != (n,) + shape:
+            raise DSLError(f"layer '{layer}' needs shape {shape} or {(n,) + shape}, got {tuple(array.shape)}")
+        return array
+
+    def transform(self, data):
+        """Hidden conditional means given observed data (the features of an RBM)."""
+        from .train import _Inference, as_data
+
+        hidden = _Inference(self, {k: self.xp.asarray(v) for k, v in as_data(self, data).items()}).latent_means()
+        return next(iter(hidden.values())) if len(hidden) == 1 else hidden
+
+    def reconstruct(self, data):
+        """Observed -> hidden means -> visible means."""
+        from .train import as_data, reconstruct
+
+        result = reconstruct(self, as_data(self, data))
+        return next(iter(result.values())) if len(result) == 1 else result
+
+    def save(self, path) -> Path:
+        """Parameters, .dgm source, sizes, dtype and compiler version in one .npz (no pickle)."""
+        from .checkpoint import save
+
+        return save(path, self)
 
     def __repr__(self) -> str:
         return f"<Compiled {self.model.name} backend={self.backend} dtype={self.dtype}>"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+INSTALL = "pip install cupy-cuda12x (or cupy-cuda11x for CUDA 11)"
+
 
 def standin() -> bool:
     return os.environ.get("PGMDSL_CUPY_STANDIN", "") == "numpy"
@@ -21,9 +23,29 @@ def array_module():
         return numpy
     try:
         import cupy
-    except ImportError:
+    except ImportError as error:
         raise RuntimeError(
-            "the cupy backend needs CuPy and an NVIDIA GPU (pip install cupy-cuda12x); "
-            "set PGMDSL_CUPY_STANDIN=numpy to run its code on NumPy"
+            f"the cupy backend needs CuPy and an NVIDIA GPU: {INSTALL}; "
+            f"set PGMDSL_CUPY_STANDIN=numpy to run its code on NumPy (import cupy failed: {error})"
         ) from None
+    _check_device(cupy)
     return cupy
+
+
+def _check_device(cupy) -> None:
+    """CuPy imports without a GPU and fails at the first kernel; say so at compile time instead."""
+    runtime = getattr(getattr(cupy, "cuda", None), "runtime", None)
+    if runtime is None:  # not CuPy's CUDA build (a test double): nothing to check
+        return
+    try:
+        count = runtime.getDeviceCount()
+    except Exception as error:  # CUDARuntimeError: no driver, no device, driver too old
+        raise RuntimeError(
+            f"the cupy backend found CuPy {getattr(cupy, '__version__', '?')} but no usable NVIDIA GPU ({error}); "
+            f"check the driver and that the CuPy package matches its CUDA version ({INSTALL}), "
+            "or set PGMDSL_CUPY_STANDIN=numpy to run its code on NumPy"
+        ) from None
+    if count == 0:
+        raise RuntimeError(
+            "the cupy backend found CuPy but no NVIDIA GPU; set PGMDSL_CUPY_STANDIN=numpy to run its code on NumPy"
+        )

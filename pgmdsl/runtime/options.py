@@ -1,0 +1,91 @@
+"""Training options, validated from a declared table (as scikit-learn's _parameter_constraints)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from ..errors import DSLError
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _nonnegative(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+
+
+def _positive(value) -> bool:
+    return _nonnegative(value) and value > 0
+
+
+CHECKS = {
+    "method": (lambda v: v in ("cd", "pcd"), "'cd' or 'pcd'"),
+    "k": (_positive_int, "a positive integer"),
+    "epochs": (_positive_int, "a positive integer"),
+    "batch_size": (_positive_int, "a positive integer"),
+    "lr": (_positive, "a positive number"),
+    "lr_schedule": (lambda v: v in ("constant", "linear", "inverse"), "'constant', 'linear' or 'inverse'"),
+    "lr_decay": (_nonnegative, "a number >= 0"),
+    "lr_min": (_nonnegative, "a number >= 0"),
+    "momentum": (lambda v: _nonnegative(v) and v < 1, "a number in [0, 1)"),
+    "weight_decay": (_nonnegative, "a number >= 0"),
+    "sparsity_target": (lambda v: v is None or (isinstance(v, (int, float)) and 0 < v < 1), "None or a number in (0, 1)"),
+    "sparsity_cost": (_nonnegative, "a number >= 0"),
+    "sparsity_decay": (lambda v: _nonnegative(v) and v < 1, "a number in [0, 1)"),
+    "chains": (lambda v: v is None or _positive_int(v), "None or a positive integer"),
+    "mean_field_steps": (_positive_int, "a positive integer"),
+    "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
+    "checkpoint_every": (_positive_int, "a positive integer"),
+    "verbose": (lambda v: v in (0, 1, 2), "0, 1 or 2"),
+}
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """How `fit` trains; every field is checked against CHECKS."""
+
+    method: str = "cd"
+    k: int = 1
+    epochs: int = 10
+    batch_size: int = 10
+    lr: float = 0.05
+    lr_schedule: str = "constant"  # constant | linear (to lr_min at the end) | inverse (lr / (1 + decay t))
+    lr_decay: float = 0.0
+    lr_min: float = 0.0
+    momentum: float = 0.0
+    weight_decay: float = 0.0  # L2 on parameters with two or more axes (weights, not biases)
+    sparsity_target: float | None = None  # Lee et al. (2008): mean activation of binary hidden layers
+    sparsity_cost: float = 0.0
+    sparsity_decay: float = 0.9
+    chains: int | None = None  # persistent chains for PCD (default: batch_size)
+    mean_field_steps: int = 10  # data phase for latent layers that are not summed out (DBM)
+    seed: int = 0
+    checkpoint_every: int = 1
+    verbose: int = 1
+
+    def __post_init__(self):
+        for field in fields(self):
+            check, wanted = CHECKS[field.name]
+            value = getattr(self, field.name)
+            if not check(value):
+                raise DSLError(f"fit: {field.name} must be {wanted}, got {value!r}")
+
+    def learning_rate(self, update: int, total: int) -> float:
+        if self.lr_schedule == "inverse":
+            return max(self.lr / (1 + self.lr_decay * update), self.lr_min)
+        if self.lr_schedule == "linear":
+            return self.lr + (self.lr_min - self.lr) * min(update / max(total, 1), 1.0)
+        return self.lr
+
+    def as_dict(self) -> dict:
+        return {field.name: getattr(self, field.name) for field in fields(self)}
+
+
+def options(**given) -> TrainingOptions:
+    known = {field.name for field in fields(TrainingOptions)}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise DSLError(f"fit: unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                       f"(options: {', '.join(sorted(known))})")
+    return TrainingOptions(**given)

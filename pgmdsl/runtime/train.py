@@ -1,0 +1,363 @@
+"""Training any compiled model: CD-k and PCD-k with SGD, momentum, decay and sparsity.
+
+One update: the data phase clamps the observed layers (visible and input) to a
+minibatch; layers the compiler sums out enter through their conditional
+means, and latent layers it keeps (a DBM's h2) are filled in by mean-field.
+The model phase runs k block-Gibbs sweeps from the data (CD) or from
+persistent chains (PCD). The gradient is data statistics minus model
+statistics from the generated module. A run is reproducible from its seed,
+checkpoints atomically, resumes exactly, and stops with a message (keeping
+its last good checkpoint) when a parameter stops being finite.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DSLError
+from . import checkpoint as checkpoints
+from .initialize import constrain, initial_value
+from .options import options as make_options
+from .sampling import sweep_order
+
+log = logging.getLogger("pgmdsl.train")
+
+
+class TrainingDiverged(DSLError):
+    """A parameter became NaN or infinite; the last good checkpoint is kept."""
+
+
+class History(list):
+    """Per-epoch metrics, one dict per epoch (epoch, lr, reconstruction, free_energy_gap, seconds)."""
+
+    def column(self, name: str) -> list:
+        return [row.get(name) for row in self]
+
+
+def observed_layers(compiled) -> list[str]:
+    return [n for n, info in compiled.layers.items() if info["role"] in ("visible", "input")]
+
+
+def as_data(compiled, data) -> dict[str, np.ndarray]:
+    """Training data as a dict of host arrays, one per observed layer, rows first."""
+    observed = observed_layers(compiled)
+    if not isinstance(data, dict):
+        if len(observed) != 1:
+            raise DSLError(f"model {compiled.model.name} observes {', '.join(observed)}: pass data as a dict of arrays")
+        data = {observed[0]: data}
+    result = {}
+    for name in observed:
+        if name not in data:
+            raise DSLError(f"the data lacks layer '{name}' (model {compiled.model.name} observes {', '.join(observed)})")
+        array = np.asarray(data[name], dtype=compiled.dtype)
+        shape = tuple(compiled.layers[name]["shape"])
+        if array.shape[1:] != shape:
+            try:
+                array = array.reshape((len(array),) + shape)
+            except ValueError:
+                raise DSLError(f"layer '{name}' has shape {shape} per row; the data has shape {array.shape}") from None
+        if not np.all(np.isfinite(array)):
+            raise DSLError(f"the data for layer '{name}' contains NaN or infinite values")
+        result[name] = array
+    rows = {len(a) for a in result.values()}
+    if len(rows) != 1:
+        raise DSLError("the data's layers have different numbers of rows")
+    extra = sorted(set(data) - set(observed))
+    if extra:
+        raise DSLError(f"the data has layers the model does not observe: {', '.join(extra)}")
+    return result
+
+
+class Trainer:
+    def __init__(self, compiled, data, clamp=(), callbacks=(), validation=None, checkpoint=None, **given):
+        self.c = compiled
+        self.options = make_options(**given)
+        self.data = as_data(compiled, data)
+        self.rows = len(next(iter(self.data.values())))
+        self.validation = as_data(compiled, validation) if validation is not None else None
+        self.clamp = tuple(clamp)
+        for name in self.clamp:
+            if name not in compiled.layers:
+                raise DSLError(f"cannot clamp '{name}': model {compiled.model.name} has no such layer")
+        self.inputs = tuple(n for n, info in compiled.layers.items() if info["role"] == "input")
+        self.frozen = tuple(dict.fromkeys(self.clamp + self.inputs))
+        self.callbacks = tuple(callbacks)
+        self.path = Path(checkpoint) if checkpoint else None
+        self.rng = np.random.default_rng(self.options.seed)
+        self.velocity = {k: compiled.xp.zeros_like(v) for k, v in compiled.params.items()}
+        self.chains = None
+        self.activity: dict[str, list] = {}
+        self.epoch, self.updates = 0, 0
+        self.history = History()
+        self.latent = [n for n in compiled.kept if n not in self.data]
+        self.order = sweep_order(compiled, self.frozen)
+        self.first_class = next((set(step) for step in compiled.schedule if self.order and self.order[0] in step), set())
+        self.biases = _hidden_biases(compiled) if self.options.sparsity_target is not None else {}
+
+    # ---- state ----
+    def start(self) -> None:
+        """Fresh start: data-dependent initialisers (logit_mean) see the training data."""
+        rng = np.random.default_rng(self.options.seed)
+        for param in self.c.model.params:
+            if param.init.kind == "logit_mean":
+                self.c.params[param.name] = self.c.xp.asarray(initial_value(param, rng, self.c.dtype, self.data))
+
+    def resume(self, path) -> None:
+        contents = checkpoints.read(path)
+        training = contents["training"]
+        if training is None:
+            raise DSLError(f"{path} holds no training state to resume from")
+        saved = training["options"]
+        for name in ("method", "k", "batch_size", "seed", "chains"):
+            if saved.get(name) != getattr(self.options, name):
+                raise DSLError(f"resume: {name} was {saved.get(name)!r} in {path}, now {getattr(self.options, name)!r}")
+        xp = self.c.xp
+        for name, value in contents["params"].items():
+            self.c.params[name] = xp.asarray(value, dtype=self.c.dtype)
+        self.velocity = {k: xp.asarray(v, dtype=self.c.dtype) for k, v in training["velocity"].items()}
+        self.chains = {k: xp.asarray(v, dtype=self.c.dtype) for k, v in training["chains"].items()} or None
+        self.rng.bit_generator.state = training["rng"]
+        self.epoch, self.updates = training["epoch"], training["updates"]
+        self.activity = {k: np.asarray(v) for k, v in training["activity"].items()}
+        self.history = History(training["history"])
+
+    def save(self) -> None:
+        training = {
+            "options": self.options.as_dict(),
+            "velocity": self.velocity,
+            "chains": self.chains or {},
+            "rng": self.rng.bit_generator.state,
+            "epoch": self.epoch,
+            "updates": self.updates,
+            "activity": {k: np.asarray(v).tolist() for k, v in self.activity.items()},
+            "history": list(self.history),
+        }
+        checkpoints.save(self.path, self.c, training)
+
+    # ---- the loop ----
+    def run(self) -> History:
+        from tqdm.auto import tqdm
+
+        o = self.options
+        quiet = o.verbose == 0 or not sys.stderr.isatty()
+        batches = -(-self.rows // o.batch_size)
+        total = o.epochs * batches
+        good = {k: v.copy() for k, v in self.c.params.items()}
+        epochs = tqdm(range(self.epoch, o.epochs), desc=f"training {self.c.model.name}", unit="epoch",
+                      initial=self.epoch, total=o.epochs, disable=quiet)
+        for epoch in epochs:
+            started = time.perf_counter()
+            permutation = self.rng.permutation(self.rows)
+            inner = tqdm(range(batches), leave=False, unit="batch", disable=quiet or o.verbose < 2)
+            for b in inner:
+                rows = permutation[b * o.batch_size:(b + 1) * o.batch_size]
+                lr = o.learning_rate(self.updates, total)
+                self.update({k: v[rows] for k, v in self.data.items()}, lr)
+                self.updates += 1
+                bad = [k for k, v in self.c.params.items() if not bool(self.c.xp.all(self.c.xp.isfinite(v)))]
+                if bad:
+                    self._diverged(bad, epoch, good)
+            self.epoch = epoch + 1
+            good = {k: v.copy() for k, v in self.c.params.items()}
+            row = {"epoch": self.epoch, "lr": lr, **self.metrics(), "seconds": time.perf_counter() - started}
+            self.history.append(row)
+            log.info("epoch %d: %s", self.epoch, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
+            epochs.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k in ("reconstruction", "free_energy_gap")})
+            if self.path and (self.epoch % o.checkpoint_every == 0 or self.epoch == o.epochs):
+                self.save()
+            for callback in self.callbacks:
+                callback(self.c, row)
+        return self.history
+
+    def _diverged(self, bad, epoch, good) -> None:
+        for name, value in good.items():
+            self.c.params[name] = value
+        kept = f"; the last good checkpoint is {self.path}" if self.path and self.path.exists() else ""
+        raise TrainingDiverged(
+            f"training diverged in epoch {epoch + 1} (update {self.updates}): {', '.join(bad)} became NaN or "
+            f"infinite; parameters restored to the end of epoch {epoch}{kept}. Try a smaller lr."
+        )
+
+    def update(self, batch: dict, lr: float) -> None:
+        c, o, xp = self.c, self.options, self.c.xp
+        batch = {k: xp.asarray(v) for k, v in batch.items()}
+        rows = len(next(iter(batch.values())))
+        positive = self.infer(batch)
+        for name in c.marginalised:
+            positive[name] = c.module_mean(name, positive)
+        negative = self.negative(positive, rows)
+        weights = xp.full(rows, 1.0 / rows, dtype=c.dtype)
+        data = c.module.statistics(c.params, positive, weights)
+        negative_weights = xp.full(len(next(iter(negative.values()))), 1.0 / len(next(iter(negative.values()))),
+                                   dtype=c.dtype)
+        model = c.module.statistics(c.params, self.complete(negative), negative_weights)
+        for param in c.model.params:
+            name = param.name
+            step = data[name] - model[name]
+            if o.weight_decay and len(param.shape) >= 2:
+                step = step - o.weight_decay * c.params[name]
+            velocity = self.velocity[name]
+            velocity *= o.momentum
+            velocity += lr * xp.broadcast_to(step, param.shape)
+            value = c.params[name]
+            value += velocity
+            if param.constraints:
+                c.params[name] = constrain(param, value, xp)
+        if self.biases:
+            self.sparsity(positive, lr)
+
+    def complete(self, state: dict) -> dict:
+        """The state with the summed-out layers at their conditional means."""
+        state = dict(state)
+        for name in self.c.marginalised:
+            state[name] = self.c.module_mean(name, state)
+        return state
+
+    def infer(self, batch: dict) -> dict:
+        """Data phase for latent layers the compiler keeps: mean-field (block) or Gibbs (coupled units)."""
+        state = dict(batch)
+        if not self.latent:
+            return state
+        c = self.c
+        coupled = any(c.layers[n]["update"] == "unitwise" for n in self.latent)
+        rows = len(next(iter(batch.values())))
+        for name in self.latent:
+            state[name] = c.xp.full((rows,) + tuple(c.layers[name]["shape"]), 0.5, dtype=c.dtype)
+        for _ in range(self.options.mean_field_steps):
+            for name in c.marginalised:
+                state[name] = c.module_mean(name, state)
+            for name in self.latent:
+                state[name] = (c.module_sample if coupled else c.module_mean)(name, state, self.rng)
+        return state
+
+    def negative(self, positive: dict, rows: int) -> dict:
+        """The model phase: k sweeps from the data (CD) or from the persistent chains (PCD)."""
+        c, o = self.c, self.options
+        if o.method == "pcd":
+            count = o.chains or rows
+            if self.chains is None or len(next(iter(self.chains.values()))) != count:
+                self.chains = self._new_chains(count)
+            state = dict(self.chains)
+            for name in self.frozen:  # inputs and clamped layers follow the batch when the sizes allow
+                if len(positive[name]) == count:
+                    state[name] = positive[name]
+        else:
+            state = {k: v for k, v in positive.items() if k not in c.marginalised}
+        for sweep in range(o.k):
+            for name in self.order:
+                drawer = getattr(c.module, f"draw_{name}", None)
+                if sweep == 0 and o.method == "cd" and name in self.first_class and name in positive and drawer:
+                    state[name] = drawer(positive[name], self.rng)  # CD starts from the data-phase means
+                else:
+                    state[name] = c.module_sample(name, state, self.rng)
+        state = {k: v for k, v in state.items() if k not in c.marginalised}
+        if o.method == "pcd":
+            self.chains = state
+        return state
+
+    def _new_chains(self, count: int) -> dict:
+        from .sampling import initial_state
+
+        rows = self.rng.integers(0, self.rows, count)
+        given = {k: self.c.xp.asarray(v[rows]) for k, v in self.data.items()}
+        state = initial_state(self.c, count, self.rng, given)
+        return {k: v for k, v in state.items() if k not in self.c.marginalised}
+
+    def sparsity(self, positive: dict, lr: float) -> None:
+        """Lee, Ekanadham and Ng (2008): push each hidden unit's mean activity towards the target."""
+        o, xp = self.options, self.c.xp
+        for layer, (bias, axes) in self.biases.items():
+            activity = xp.mean(positive[layer], axis=(0,) + axes)
+            running = self.activity.get(layer)
+            running = activity if running is None else o.sparsity_decay * xp.asarray(running) + (1 - o.sparsity_decay) * activity
+            self.activity[layer] = running
+            self.c.params[bias] += lr * o.sparsity_cost * (o.sparsity_target - running)
+
+    # ---- monitoring ----
+    def metrics(self) -> dict:
+        c = self.c
+        sample = {k: v[: min(self.rows, 1000)] for k, v in self.data.items()}
+        result = {"reconstruction": float(reconstruction_error(c, sample, self))}
+        if self.validation is not None and set(c.kept) <= set(self.data):
+            train = float(c.xp.mean(c.module.free_energy(c.params, {k: c.xp.asarray(v) for k, v in sample.items()})))
+            held = {k: c.xp.asarray(v[:1000]) for k, v in self.validation.items()}
+            result["free_energy_gap"] = float(c.xp.mean(c.module.free_energy(c.params, held))) - train
+        return result
+
+
+def reconstruction_error(compiled, data: dict, trainer: Trainer | None = None) -> float:
+    """Mean squared difference between the data and its one-step mean-field reconstruction."""
+    reconstructed = reconstruct(compiled, data)
+    visible = [n for n in data if compiled.layers[n]["role"] == "visible"]
+    return float(np.mean([np.mean((np.asarray(_host(reconstructed[n])) - data[n]) ** 2) for n in visible]))
+
+
+def reconstruct(compiled, data: dict) -> dict:
+    """Observed layers -> hidden means -> visible means (inputs stay clamped)."""
+    xp = compiled.xp
+    state = {k: xp.asarray(v, dtype=compiled.dtype) for k, v in data.items()}
+    trainer_like = _Inference(compiled, state)
+    hidden = trainer_like.latent_means()
+    result = {}
+    for name in data:
+        if compiled.layers[name]["role"] != "visible":
+            continue
+        given = {**state, **hidden}
+        given.pop(name)
+        result[name] = compiled.module_mean(name, {**given, name: state[name]})
+    return result
+
+
+class _Inference:
+    """Mean-field over every latent layer given the observed ones."""
+
+    def __init__(self, compiled, state: dict, steps: int = 10):
+        self.c, self.state, self.steps = compiled, state, steps
+
+    def latent_means(self) -> dict:
+        c = self.c
+        latent = [n for n, info in c.layers.items() if info["role"] == "hidden" and n not in self.state]
+        rows = len(next(iter(self.state.values())))
+        state = dict(self.state)
+        for name in latent:
+            state[name] = c.xp.full((rows,) + tuple(c.layers[name]["shape"]), 0.5, dtype=c.dtype)
+        steps = 1 if set(latent) <= set(c.marginalised) else self.steps
+        for _ in range(steps):
+            for name in latent:
+                state[name] = c.module_mean(name, state)
+        return {n: state[n] for n in latent}
+
+
+def _host(value):
+    return value.get() if hasattr(value, "get") and not isinstance(value, np.ndarray) else value
+
+
+def _hidden_biases(compiled) -> dict:
+    """For each binary hidden layer, the parameter that is its bias (a term -b[k]*h[k, ...]) and the axes b does not index."""
+    from ..ir import expr as ir
+
+    found = {}
+    for term in compiled.model.terms:
+        for summand in term.summands:
+            node = summand.expr.operand if isinstance(summand.expr, ir.Neg) else None
+            if not isinstance(node, ir.Mul) or len(node.factors) != 2 or not all(isinstance(f, ir.Ref) for f in node.factors):
+                continue
+            refs = {f.kind: f for f in node.factors}
+            if set(refs) != {"param", "layer"}:
+                continue
+            layer, param = refs["layer"], refs["param"]
+            info = compiled.layers[layer.name]
+            if info["role"] != "hidden" or info["unit"] != "binary":
+                continue
+            names = [a.plain for a in layer.indices]
+            bias_names = [a.plain for a in param.indices]
+            if None in names or None in bias_names or names[: len(bias_names)] != bias_names:
+                continue
+            found[layer.name] = (param.name, tuple(range(1 + len(bias_names), 1 + len(names))))
+    return found
