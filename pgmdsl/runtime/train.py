@@ -233,7 +233,7 @@ class Trainer:
             for name in c.marginalised:
                 state[name] = c.module_mean(name, state)
             for name in self.latent:
-                state[name] = (c.module_sample if coupled else c.module_mean)(name, state, self.rng)
+                state[name] = c.module_sample(name, state, self.rng) if coupled else c.module_mean(name, state)
         return state
 
     def negative(self, positive: dict, rows: int) -> dict:
