@@ -27,6 +27,10 @@ def generate_source(model, backend: str = "numpy", dtype: str = "float32") -> st
 def compile_model(model, backend: str = "numpy", dtype: str = "float32", seed: int = 0, cache: bool = True) -> Compiled:
     from .codegen.load import cache_key, load_module, read_cached, write_cached
 
+    if model.stack:
+        from .runtime.stack import CompiledStack
+
+        return CompiledStack(model, [part.compile(backend, dtype, seed + k, cache) for k, part in enumerate(model.stack)])
     dtype = np.dtype(dtype).name if dtype in DTYPES or hasattr(dtype, "name") else dtype
     key = cache_key(model, backend, dtype)
     source = read_cached(key) if cache else None

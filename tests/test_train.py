@@ -192,7 +192,7 @@ def tiny_data(c, rows, rng):
 @pytest.mark.parametrize("method", ["cd", "pcd"])
 def test_every_library_model_trains_and_samples(name, method):
     if name == "dbn":
-        pytest.skip("a DBN is trained by greedy stacking of its RBMs: each of them is tested as rbm")
+        return check_dbn(method)
     c = pgmdsl.load(name, **TINY[name]).compile(dtype="float64")
     rng = np.random.default_rng(0)
     data = tiny_data(c, 20, rng)
@@ -206,3 +206,12 @@ def test_every_library_model_trains_and_samples(name, method):
     for layer, info in c.layers.items():
         if info["role"] in ("visible", "hidden"):
             assert state[layer].shape == (3,) + tuple(info["shape"])
+
+
+def check_dbn(method):
+    stack = pgmdsl.load("dbn", nv=8, n1=6, n2=5, n3=4).compile(dtype="float64")
+    histories = stack.fit(BARS, method=method, epochs=2, batch_size=8, lr=0.05, verbose=0)
+    assert [len(h) for h in histories] == [2, 2, 2]
+    assert stack.transform(BARS).shape == (32, 4)
+    samples = np.asarray(stack.sample(3, steps=5))
+    assert samples.shape == (3, 8) and np.all((samples >= 0) & (samples <= 1))
