@@ -1,11 +1,13 @@
-"""CD-1 step of an RBM: the generated module against a hand-written NumPy CD-1.
+"""CD-1 and PCD-1 steps of an RBM: pgmdsl's trainer against hand-written NumPy.
 
 RBM 784 x 500, batch 100, synthetic binary data with about 13% ones
 (MNIST-like). Both programs do the same work per step: hidden probabilities,
 a hidden sample, a visible sample, hidden probabilities again, and the
-parameter update from data minus model statistics. Timed interleaved in one
-run; reports medians, the ratio, and the fraction of the GEMM floor measured
-in the same run (10 B V H flops a step).
+parameter update from data minus model statistics (PCD: the chains persist
+instead of starting at the data). pgmdsl's step is `Trainer.update`, the
+code path of `Compiled.fit`, running the generated module. Timed
+interleaved in one run; reports medians, the ratio, and the fraction of the
+GEMM floor measured in the same run (10 B V H flops a step).
 
     python bench/cd1.py [--dtype float32|float64] [--batch 100] [--hidden 500]
 """
@@ -25,9 +27,10 @@ from common import interleaved, machine  # noqa: E402
 import pgmdsl  # noqa: E402
 
 
-def hand_written(W, a, b, v0, lr, rng, dtype):
-    """The reference: preallocation-free but tight NumPy CD-1."""
+def hand_written(W, a, b, v0, lr, rng, dtype, persistent=False):
+    """The reference: tight NumPy CD-1 (or PCD-1 with `persistent`)."""
     batch = v0.shape[0]
+    chains = [v0.copy()]
 
     def sigmoid(x):
         out = np.multiply(x, 0.5)
@@ -38,10 +41,15 @@ def hand_written(W, a, b, v0, lr, rng, dtype):
 
     def step():
         h0 = sigmoid(v0 @ W + b)
-        hs = (rng.random(h0.shape, dtype=dtype) < h0).astype(dtype)
+        if persistent:
+            hc = sigmoid(chains[0] @ W + b)
+            hs = (rng.random(hc.shape, dtype=dtype) < hc).astype(dtype)
+        else:
+            hs = (rng.random(h0.shape, dtype=dtype) < h0).astype(dtype)
         pv = sigmoid(hs @ W.T + a)
         vk = (rng.random(pv.shape, dtype=dtype) < pv).astype(dtype)
         hk = sigmoid(vk @ W + b)
+        chains[0] = vk
         W[...] += (lr / batch) * (v0.T @ h0 - vk.T @ hk)
         a[...] += lr * (v0.mean(0) - vk.mean(0))
         b[...] += lr * (h0.mean(0) - hk.mean(0))
@@ -49,22 +57,13 @@ def hand_written(W, a, b, v0, lr, rng, dtype):
     return step
 
 
-def generated(compiled, v0, lr, rng):
-    """The same step through the generated module's functions."""
-    module, params = compiled.module, compiled.params
-    weights = np.full(v0.shape[0], 1.0 / v0.shape[0], dtype=compiled.dtype)
+def generated(compiled, v0, lr, method):
+    """The same step through pgmdsl's trainer (Compiled.fit's update) and the generated module."""
+    from pgmdsl.runtime.train import Trainer
 
-    def step():
-        h0 = module.mean_h(params, {"v": v0})
-        hs = module.bernoulli(h0, rng)
-        vk = module.sample_v(params, {"h": hs}, rng)
-        hk = module.mean_h(params, {"v": vk})
-        data = module.statistics(params, {"v": v0, "h": h0}, weights)
-        model = module.statistics(params, {"v": vk, "h": hk}, weights)
-        for name, value in params.items():
-            value += lr * (data[name] - model[name])
-
-    return step
+    trainer = Trainer(compiled, v0, method=method, batch_size=len(v0), lr=lr, seed=1, verbose=0)
+    batch = {"v": v0}
+    return lambda: trainer.update(batch, lr)
 
 
 def gemm_floor(visible, hidden, batch, dtype) -> float:
@@ -96,8 +95,11 @@ def main() -> None:
     W = np.array(compiled.params["W"])
     a, b = np.zeros(args.visible, dtype), np.zeros(args.hidden, dtype)
     steps = {
-        "hand-written": hand_written(W, a, b, v0, 0.01, np.random.default_rng(1), dtype),
-        "generated": generated(compiled, v0, 0.01, np.random.default_rng(1)),
+        "hand CD-1": hand_written(W, a, b, v0, 0.01, np.random.default_rng(1), dtype),
+        "pgmdsl CD-1": generated(compiled, v0, 0.01, "cd"),
+        "hand PCD-1": hand_written(W.copy(), a.copy(), b.copy(), v0, 0.01, np.random.default_rng(1), dtype, True),
+        "pgmdsl PCD-1": generated(pgmdsl.load("rbm", nv=args.visible, nh=args.hidden).compile(dtype=args.dtype), v0,
+                                  0.01, "pcd"),
     }
     times = interleaved(steps, repeats=args.repeats)
     floor, rate = gemm_floor(args.visible, args.hidden, args.batch, dtype)
@@ -106,9 +108,10 @@ def main() -> None:
           f"median of {args.repeats} x 50 steps after warm-up; GEMM rate {rate / 1e9:.0f} GFLOP/s "
           f"-> floor {floor * 1e3:.2f} ms/step")
     for name, seconds in times.items():
-        print(f"  {name:13s} {seconds * 1e3:7.3f} ms/step   {floor / seconds:5.0%} of the GEMM floor")
-    ratio = times["generated"] / times["hand-written"]
-    print(f"  generated / hand-written = {ratio:.3f}  (target <= 1.10)")
+        print(f"  {name:13s} {seconds * 1e3:7.3f} ms/step  {1 / seconds:7.1f} steps/s  {floor / seconds:5.0%} of the GEMM floor")
+    for method in ("CD-1", "PCD-1"):
+        ratio = times[f"pgmdsl {method}"] / times[f"hand {method}"]
+        print(f"  {method}: pgmdsl / hand-written = {ratio:.3f}  (target <= 1.10)")
 
 
 if __name__ == "__main__":
