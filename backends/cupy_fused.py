@@ -10,8 +10,8 @@
 #     name: (inputs, outputs, C body, NumPy equivalent)
 # The C body is CUDA C++ over the element type T (float or double), written
 # with <math.h> functions that have float and double overloads in CUDA, so
-# tests/test_fused_kernels.py compiles the same text as plain C with T = double
-# and checks it against the NumPy equivalent on the CPU.
+# tests/test_fused_kernels.py compiles the same text as plain C (<tgmath.h>,
+# T = double and T = float) and checks it against the NumPy equivalent on the CPU.
 # A draw takes uniforms u in [0, 1): a unit is on where u < p.
 
 FUSED_KERNELS = {
@@ -62,7 +62,8 @@ if getattr(xp, "__name__", "") == "cupy":
     _UNFUSED = {"sigmoid": sigmoid, "softplus": softplus, "log2cosh": log2cosh,
                 "bernoulli": bernoulli, "bernoulli_logit": bernoulli_logit, "spins": spins}
 
-    def _fused(x):
+    def _kernel_dtype(x):
+        """The kernels are compiled for float32 and float64 arrays."""
         return x.dtype.char in "fd"
 
     def _uniforms(rng, like):
@@ -71,25 +72,25 @@ if getattr(xp, "__name__", "") == "cupy":
         return u if isinstance(u, xp.ndarray) else xp.asarray(u)
 
     def sigmoid(x):
-        return _FUSED["sigmoid"](x) if _fused(x) else _UNFUSED["sigmoid"](x)
+        return _FUSED["sigmoid"](x) if _kernel_dtype(x) else _UNFUSED["sigmoid"](x)
 
     def softplus(x):
-        return _FUSED["softplus"](x) if _fused(x) else _UNFUSED["softplus"](x)
+        return _FUSED["softplus"](x) if _kernel_dtype(x) else _UNFUSED["softplus"](x)
 
     def log2cosh(x):
-        return _FUSED["log2cosh"](x) if _fused(x) else _UNFUSED["log2cosh"](x)
+        return _FUSED["log2cosh"](x) if _kernel_dtype(x) else _UNFUSED["log2cosh"](x)
 
     def bernoulli(p, rng):
-        if not _fused(p):
+        if not _kernel_dtype(p):
             return _UNFUSED["bernoulli"](p, rng)
         return _FUSED["bernoulli"](p, _uniforms(rng, p))
 
     def bernoulli_logit(x, rng):
-        if not _fused(x):
+        if not _kernel_dtype(x):
             return _UNFUSED["bernoulli_logit"](x, rng)
         return _FUSED["bernoulli_logit"](x, _uniforms(rng, x))
 
     def spins(field, rng):
-        if not _fused(field):
+        if not _kernel_dtype(field):
             return _UNFUSED["spins"](field, rng)
         return _FUSED["spins"](field, _uniforms(rng, field))
