@@ -38,6 +38,23 @@ def bernoulli(p, rng):
     return (rng.random(p.shape, dtype=p.dtype) < p).astype(p.dtype)
 
 
+def bernoulli_logit(field, rng):
+    """Binary units on with probability sigmoid(field) (one fused kernel on the GPU)."""
+    return bernoulli(sigmoid(field), rng)
+
+
+def tempered(beta, rank):
+    """beta with rank + 1 trailing axes of length one, to scale (batch,) + layer-shaped arrays."""
+    return xp.reshape(beta, xp.shape(beta) + (1,) * (rank + 1))
+
+
+def anneal(field, beta, offset):
+    """beta * field + offset; the common case beta = 1, offset = 0 costs nothing."""
+    if isinstance(beta, (int, float)) and beta == 1 and isinstance(offset, (int, float)) and offset == 0:
+        return field
+    return beta * field + offset
+
+
 def spins(field, rng):
     """Units in {-1, +1} with P(+1) = sigmoid(2 field)."""
     return 2 * bernoulli(sigmoid(2 * field), rng) - 1

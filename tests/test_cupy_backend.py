@@ -190,7 +190,7 @@ def test_fused_branch_equals_numpy_module(cupy_on_cpu, name):
     for layer in fused.sampled:
         info = fused.layers[layer]
         if info["unit"] == "binary" and info["update"] != "pooled":
-            expected |= {"pgmdsl_sigmoid", "pgmdsl_bernoulli"}
+            expected |= {"pgmdsl_sigmoid", "pgmdsl_bernoulli_logit"}
             if layer in fused.marginalised:
                 expected.add("pgmdsl_softplus")
         if info["unit"] == "spin":

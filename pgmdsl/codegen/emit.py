@@ -20,7 +20,7 @@ MEAN = {
     "onehot": "softmax({f})",
 }
 SAMPLE = {
-    "binary": "bernoulli(sigmoid({f}), rng)",
+    "binary": "bernoulli_logit({f}, rng)",
     "spin": "spins({f}, rng)",
     "onehot": "categorical(softmax({f}), rng)",
 }
@@ -90,7 +90,10 @@ class ModuleEmitter:
             "PARAMS = {\n" + params + "\n}\n"
             f"SCHEDULE = {schedule!r}\n"
             f"KEPT = {d.kept!r}\n"
-            f"MARGINALISED = {d.marginalised!r}"
+            f"MARGINALISED = {d.marginalised!r}\n"
+            "FREE_ENERGIES = {\n" + "\n".join(
+                f"    {m.summed!r}: ({m.kept!r}, \"{self._free_energy_name(k)}\"),"
+                for k, m in enumerate(d.marginalisations)) + "\n}"
         )
 
     def _function(self, signature: str, doc: str, writer: FunctionWriter, tail: list[str]) -> None:
@@ -114,33 +117,49 @@ class ModuleEmitter:
         self._function("energy(p, s)", "E(state): the energy of each batch row.", writer, [f"return {target}"])
 
     def _free_energy(self) -> None:
+        for number, marginalisation in enumerate(self.derivation.marginalisations):
+            self._one_free_energy(self._free_energy_name(number), marginalisation)
+
+    def _free_energy_name(self, number: int) -> str:
+        summed = self.derivation.marginalisations[number].summed
+        return "free_energy" if number == 0 else "free_energy_sum_" + "_".join(summed)
+
+    def _one_free_energy(self, function: str, marginalisation) -> None:
         d = self.derivation
         writer = self._writer()
+        writer.line("beta = xp.asarray(beta, dtype=DTYPE)")
+        writer.taken.add("beta")
         target = writer.name("free")
-        writer.accumulate(target, d.kept_energy, comments=True)
-        for name in d.marginalised:
+        writer.accumulate(target, marginalisation.kept_energy, comments=True)
+        writer.line(f"{target} = beta[..., None] * {target}")
+        for name in marginalisation.summed:
             kernel = d.layers[name]
             layer = self.model.layer(name)
-            axes = tuple(range(1, len(layer.shape) + 1))
+            rank = len(layer.shape)
+            axes = tuple(range(-rank, 0))
+            field = f"tempered(beta, {rank}) * {self._full_field(name, layer.shape)}"
             writer.comment(f"{name} summed out: minus its log-partition function given the other layers")
-            if kernel.unit == "gaussian":
-                writer.line(f"{writer.name('f_' + name)} = field_{name}(p, s)")
-                writer.line(f"q_{name} = precision_{name}(p, s)")
+            if kernel.unit == "gaussian" and kernel.hessian is not None:
+                writer.line(f"f_{name} = xp.reshape({field}, beta.shape + (-1, {layer.size}))")
+                writer.line(f"q_{name} = tempered(beta, 3) * precision_{name}(p, s)")
+                writer.line(f"{target} = {target} - gaussian_joint_log_partition(f_{name}, q_{name})")
+            elif kernel.unit == "gaussian":
+                writer.line(f"f_{name} = {field}")
+                writer.line(f"q_{name} = tempered(beta, {rank}) * precision_{name}(p, s)")
                 writer.line(
                     f"{target} = {target} - xp.sum(f_{name}**2 / (2*q_{name}) + 0.5*xp.log(2*xp.pi/q_{name}), axis={axes})"
                 )
-                continue
-            if kernel.update == "pooled":
-                full = self._full_field(name, layer.shape)
-                writer.line(f"{target} = {target} - xp.sum(pooled_log_partition({full}, {kernel.pool}), axis={axes})")
-                continue
-            if kernel.unit == "onehot":
-                axes = tuple(range(1, len(layer.shape)))
-            partition = LOG_PARTITION[kernel.unit].format(f=f"field_{name}(p, s)")
-            summed = f"xp.sum({partition}, axis={axes})" if axes else partition
-            writer.line(f"{target} = {target} - {summed}")
-        doc = f"F({', '.join(d.kept)}) = -log sum over {', '.join(d.marginalised) or 'nothing'} of exp(-E)."
-        self._function("free_energy(p, s)", doc, writer, [f"return {target}"])
+            elif kernel.update == "pooled":
+                writer.line(f"{target} = {target} - xp.sum(pooled_log_partition({field}, {kernel.pool}), axis={axes})")
+            else:
+                partition = LOG_PARTITION[kernel.unit].format(f=field)
+                axes = axes[1:] if kernel.unit == "onehot" else axes
+                summed = f"xp.sum({partition}, axis={axes})" if axes else partition
+                writer.line(f"{target} = {target} - {summed}")
+        summed = ", ".join(marginalisation.summed) or "nothing"
+        doc = (f"F({', '.join(marginalisation.kept)}) = -log of the sum over {summed} of exp(-beta E); "
+               f"beta may be an array (one free energy per value, leading axis).")
+        self._function(f"{function}(p, s, beta=1.0)", doc, writer, [f"return {target}"])
 
     # ---- layers ----
     def _layer(self, kernel: LayerKernel) -> None:
@@ -179,27 +198,33 @@ class ModuleEmitter:
     def _full_field(self, name: str, shape) -> str:
         return f"xp.broadcast_to(field_{name}(p, s), (batch_size(s),) + {shape})"
 
+    def _annealed_field(self, name: str, shape) -> str:
+        return f"anneal({self._full_field(name, shape)}, beta, offset)"
+
     def _mean(self, kernel: LayerKernel, layer) -> None:
         name, shape = layer.name, layer.shape
-        field = self._full_field(name, shape)
+        field = self._annealed_field(name, shape)
         if kernel.unit == "gaussian" and kernel.hessian is not None:
             body = [f"field = xp.reshape({field}, (-1, {layer.size}))",
-                    f"return xp.reshape(gaussian_joint_mean(field, precision_{name}(p, s)), (-1,) + {shape})"]
+                    f"precision = beta * precision_{name}(p, s)",
+                    f"return xp.reshape(gaussian_joint_mean(field, precision), (-1,) + {shape})"]
         elif kernel.unit == "gaussian":
-            body = [f"return {field} / precision_{name}(p, s)"]
+            body = [f"return {field} / (beta * precision_{name}(p, s))"]
         elif kernel.update == "pooled":
             body = [f"return pooled_mean({field}, {kernel.pool})"]
         else:
             body = [f"return {MEAN[kernel.unit].format(f=field)}"]
-        doc = f"E[{name} | rest]" + (" for each unit given all other units" if kernel.update == "unitwise" else "") + "."
-        self.chunks.append("\n".join([f"def mean_{name}(p, s):", f'    """{doc}"""'] + [f"    {b}" for b in body]))
+        doc = (f"E[{name} | rest]" + (" for each unit given all other units" if kernel.update == "unitwise" else "")
+               + "; at inverse temperature beta with an extra field `offset` (annealing).")
+        self.chunks.append("\n".join([f"def mean_{name}(p, s, beta=1.0, offset=0.0):", f'    """{doc}"""']
+                                     + [f"    {b}" for b in body]))
 
     def _sample(self, kernel: LayerKernel, layer) -> None:
         name, shape = layer.name, layer.shape
-        field = self._full_field(name, shape)
+        field = self._annealed_field(name, shape)
         if kernel.update == "unitwise":
             groups = shape[:-1] if kernel.unit == "onehot" else shape
-            draw = SAMPLE[kernel.unit].format(f=f"field_{name}(p, state)[index]")
+            draw = SAMPLE[kernel.unit].format(f=f"anneal(field_{name}(p, state), beta, offset)[index]")
             body = [
                 f"units = xp.array(s[\"{name}\"], dtype=DTYPE, copy=True)",
                 f"state = {{**s, \"{name}\": units}}",
@@ -211,10 +236,11 @@ class ModuleEmitter:
             doc = f"One Gibbs sweep over the units of {name}, one at a time: they are coupled to each other."
         elif kernel.unit == "gaussian" and kernel.hessian is not None:
             body = [f"field = xp.reshape({field}, (-1, {layer.size}))",
-                    f"return xp.reshape(gaussian_joint_sample(field, precision_{name}(p, s), rng), (-1,) + {shape})"]
+                    f"precision = beta * precision_{name}(p, s)",
+                    f"return xp.reshape(gaussian_joint_sample(field, precision, rng), (-1,) + {shape})"]
             doc = f"An exact draw of {name} from its joint Gaussian conditional (Cholesky)."
         elif kernel.unit == "gaussian":
-            body = [f"precision = precision_{name}(p, s)",
+            body = [f"precision = beta * precision_{name}(p, s)",
                     f"mean = {field} / precision",
                     "return mean + rng.standard_normal(mean.shape, dtype=DTYPE) / xp.sqrt(precision)"]
             doc = f"Draw {name} from its conditional: independent normals."
@@ -224,7 +250,9 @@ class ModuleEmitter:
         else:
             body = [f"return {SAMPLE[kernel.unit].format(f=field)}"]
             doc = f"Draw {name} from its conditional given the rest."
-        self.chunks.append("\n".join([f"def sample_{name}(p, s, rng):", f'    """{doc}"""'] + [f"    {b}" for b in body]))
+        doc += " beta, offset: inverse temperature and extra field (annealing)."
+        self.chunks.append("\n".join([f"def sample_{name}(p, s, rng, beta=1.0, offset=0.0):", f'    """{doc}"""']
+                                     + [f"    {b}" for b in body]))
 
     def _draw(self, kernel: LayerKernel, layer) -> None:
         """draw_L(mean, rng): a sample from conditional means already computed (saves a product)."""

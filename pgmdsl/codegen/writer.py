@@ -12,7 +12,8 @@ from .contract import ReductionWriter
 RESERVED = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | {
     "xp", "p", "s", "w", "rng", "DTYPE", "sigmoid", "softplus", "log2cosh", "logsumexp", "softmax",
     "bernoulli", "spins", "categorical", "unfold", "fold", "sliding_window_view", "energy", "field",
-    "state", "unit", "mean", "result", "precision", "statistics",
+    "state", "unit", "mean", "result", "precision", "statistics", "anneal", "tempered", "bernoulli_logit",
+    "beta", "offset", "units", "index", "product", "batch_size", "draw", "coupling", "diagonal",
 }
 
 

@@ -17,7 +17,7 @@ from ..errors import DSLUnsupportedError
 from ..ir.expr import Affine
 from ..ir.graph import GibbsStep
 from ..ir.model import ModelIR
-from .kernels import Compute, Derivation, LayerKernel, Program, Reduction
+from .kernels import Compute, Derivation, LayerKernel, Marginalisation, Program, Reduction
 from .scalar import Atom, ScalarForm, SymbolTable, batched, scalar_form
 
 DISCRETE = ("binary", "spin", "onehot")
@@ -158,39 +158,49 @@ def derive(model: ModelIR, schedule: tuple[GibbsStep, ...]) -> Derivation:
     for step in schedule:
         for name in step.layers:
             layers[name] = _layer_kernel(ctx, forms, name, step.update(name))
-    kept, marginalised = _classes(model, schedule)
-    kept_energy = _kept_energy(ctx, forms, marginalised)
+    marginalisations = [
+        Marginalisation(summed, _kept(model, summed), _kept_energy(ctx, forms, summed))
+        for summed in _summable_classes(schedule)
+    ] or [Marginalisation((), _kept(model, ()), [Reduction(f, (), (), "keep") for f in forms])]
     statistics = {}
     for param in model.params:
         program = Program()
         for form in forms:
             program.extend(derivative(ctx, form, param.name, "sum").scaled(-1))
         statistics[param.name] = program
-    return Derivation(model, lets, energy, layers, kept, marginalised, kept_energy, statistics)
+    return Derivation(model, lets, energy, layers, marginalisations, statistics)
 
 
-def _classes(model: ModelIR, schedule) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Keep the visible class (and inputs); marginalise the last class if its layers allow it."""
-    marginalised: tuple[str, ...] = ()
-    if len(schedule) >= 2:
-        last = schedule[-1]
-        if all(last.update(n) in ("block", "pooled") for n in last.layers):
-            marginalised = last.layers
-    kept = tuple(layer.name for layer in model.layers if layer.role != "pooled" and layer.name not in marginalised)
-    return kept, marginalised
+def _summable_classes(schedule) -> list[tuple[str, ...]]:
+    """Colour classes whose layers can all be summed (or integrated) out analytically.
+
+    The default comes first: the last class (an RBM's h, a DBM's h1), so that
+    the free energy is a function of the visible class. Classes that hold
+    coupled discrete units (a BM's layers) cannot be summed in closed form.
+    """
+    summable = [
+        step.layers for step in schedule
+        if len(schedule) >= 2 and all(step.update(n) in ("block", "pooled", "joint") for n in step.layers)
+    ]
+    return sorted(summable, key=lambda layers: layers != schedule[-1].layers) if summable else []
 
 
-def _kept_energy(ctx: Context, forms: list[ScalarForm], marginalised) -> list[Reduction]:
+def _kept(model: ModelIR, summed) -> tuple[str, ...]:
+    return tuple(layer.name for layer in model.layers if layer.role != "pooled" and layer.name not in summed)
+
+
+def _kept_energy(ctx: Context, forms: list[ScalarForm], summed) -> list[Reduction]:
+    """The energy with the summed-out layers at zero (their fields carry the rest)."""
     kept = []
     for form in forms:
-        expr = form.expr
-        for layer in marginalised:
+        zero = {}
+        for layer in summed:
+            zero.update({s: 0 for s in _layer_atoms(form, layer)})
             for symbol, atom in form.atoms.items():
                 if atom.kind == "let" and ctx.depends(atom.name, layer):
-                    raise DSLUnsupportedError(
-                        f"layer '{layer}' is summed out but enters through let '{atom.name}' ({form.label})"
-                    )
-            expr = expr.subs({s: 0 for s in _layer_atoms(form, layer)})
+                    _let_jacobian(ctx, atom, ctx.model.layer(layer))  # raises unless linear in the layer
+                    zero[symbol] = 0
+        expr = form.expr.subs(zero)
         if expr != 0:
             kept.append(Reduction(_with(form, expr), (), (), "keep"))
     return kept

@@ -82,16 +82,30 @@ class LayerKernel:
 
 
 @dataclass
+class Marginalisation:
+    """A free energy: the layers of one colour class summed out, the others kept."""
+
+    summed: tuple[str, ...]
+    kept: tuple[str, ...]
+    kept_energy: list[Reduction]  # the energy with the summed layers at zero
+
+
+@dataclass
 class Derivation:
     model: object
     lets: dict[str, Compute]
     energy: list[Reduction]
     layers: dict[str, LayerKernel]
-    kept: tuple[str, ...]
-    marginalised: tuple[str, ...]
-    kept_energy: list[Reduction]  # energy with the marginalised layers at zero
+    marginalisations: list[Marginalisation]  # the first is the default free energy
     statistics: dict[str, Program]  # -dE/dtheta, weighted sums over the batch
-    labels: dict[str, str] = field(default_factory=dict)  # term name -> "file:line"
+
+    @property
+    def kept(self) -> tuple[str, ...]:
+        return self.marginalisations[0].kept
+
+    @property
+    def marginalised(self) -> tuple[str, ...]:
+        return self.marginalisations[0].summed
 
 
 def atom_symbol(form: ScalarForm, atom: Atom) -> sympy.Symbol:
