@@ -78,9 +78,19 @@ class Compiled:
         needed = [n for n, info in self.layers.items() if info["role"] != "pooled"]
         return self.module.energy(self.params, self._state(state, needed))
 
-    def free_energy(self, state: dict):
-        """F over the `kept` layers: -log of exp(-E) summed over the `marginalised` layers."""
-        return self.module.free_energy(self.params, self._state(state, self.kept))
+    def free_energy(self, state: dict, beta=1.0, summed: tuple[str, ...] | None = None):
+        """F over the kept layers: -log of exp(-beta E) summed over the `summed` layers.
+
+        summed: a colour class of layers to sum out (see `free_energies`); the default
+        is `marginalised`. beta may be an array: one row of free energies per value.
+        """
+        kept, function = self.free_energies[self.marginalised if summed is None else tuple(summed)]
+        return getattr(self.module, function)(self.params, self._state(state, kept), beta)
+
+    @property
+    def free_energies(self) -> dict:
+        """{summed layers: (kept layers, generated function)} for every class that sums out analytically."""
+        return {tuple(k): (tuple(kept), name) for k, (kept, name) in self.module.FREE_ENERGIES.items()}
 
     def mean(self, layer: str, state: dict):
         """E[layer | the other layers]: conditional probabilities or means."""

@@ -1,0 +1,18 @@
+"""Honest evaluation of any compiled model.
+
+exact_log_z and log_likelihood by enumeration where the state space allows;
+ais for log Z where it does not; lower_bound for models with latent layers
+the compiler keeps (DBMs); pseudo_log_likelihood, reconstruction_error and
+free_energy_gap as monitors.
+"""
+
+from ..runtime.train import reconstruction_error
+from .ais import AISEstimate, ais, default_schedule
+from .bound import lower_bound, mean_field
+from .exact import exact_log_z, log_likelihood
+from .pseudo import free_energy_gap, pseudo_log_likelihood
+
+__all__ = [
+    "AISEstimate", "ais", "default_schedule", "exact_log_z", "free_energy_gap", "log_likelihood", "lower_bound",
+    "mean_field", "pseudo_log_likelihood", "reconstruction_error",
+]

@@ -1,0 +1,58 @@
+"""The mean-field lower bound on log p(v) (Salakhutdinov and Hinton 2009).
+
+log p(v) >= -E(v, mu) + H(q) - log Z, with q the factorised mean-field
+posterior over the latent layers (means mu). E is multilinear in the layers
+of a DBM, so E_q[E] = E(v, mu). log Z comes from exact_log_z or ais.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DSLError
+
+
+def mean_field(compiled, data: dict, steps: int = 30) -> dict:
+    """Fixed point of the mean-field equations for every latent layer, observed layers clamped."""
+    xp = compiled.xp
+    state = {k: xp.asarray(v, dtype=compiled.dtype) for k, v in data.items()}
+    latent = [n for n, info in compiled.layers.items() if info["role"] == "hidden" and n not in state]
+    rows = len(next(iter(state.values())))
+    for name in latent:
+        if compiled.layers[name]["update"] == "unitwise":
+            raise DSLError(f"mean-field needs conditionally independent units; layer '{name}' couples its own")
+        state[name] = xp.full((rows,) + tuple(compiled.layers[name]["shape"]), 0.5, dtype=compiled.dtype)
+    for _ in range(steps):
+        for name in latent:
+            state[name] = compiled.module_mean(name, state)
+    return {n: state[n] for n in latent}
+
+
+def entropy(compiled, name: str, mean) -> np.ndarray:
+    """Entropy of a factorised layer with the given means, one value per row."""
+    info = compiled.layers[name]
+    mu = np.clip(np.asarray(mean.get() if hasattr(mean, "get") else mean, dtype=np.float64), 1e-12, 1 - 1e-12)
+    rows = len(mu)
+    if info["update"] == "pooled":
+        from ..runtime.sampling import _host_blocks
+
+        blocks = _host_blocks(mu, compiled.model.layer(name).pooling.block)
+        off = np.clip(1 - blocks.sum(-1), 1e-12, 1)
+        return -(np.sum(blocks * np.log(blocks), axis=(-1,)) + off * np.log(off)).reshape(rows, -1).sum(1)
+    if info["unit"] == "onehot":
+        return -np.sum(mu * np.log(mu), axis=tuple(range(1, mu.ndim)))
+    if info["unit"] == "spin":
+        mu = np.clip((mu + 1) / 2, 1e-12, 1 - 1e-12)
+    terms = mu * np.log(mu) + (1 - mu) * np.log(1 - mu)
+    return -np.sum(terms, axis=tuple(range(1, mu.ndim)))
+
+
+def lower_bound(compiled, data, log_z: float, steps: int = 30) -> np.ndarray:
+    """The variational lower bound on log p(observed) for each row."""
+    from ..runtime.train import as_data
+
+    data = as_data(compiled, data)
+    means = mean_field(compiled, data, steps)
+    energy = compiled.energy({**data, **means})
+    energy = np.asarray(energy.get() if hasattr(energy, "get") else energy, dtype=np.float64)
+    return -energy + sum(entropy(compiled, n, m) for n, m in means.items()) - log_z

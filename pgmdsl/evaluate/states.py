@@ -1,0 +1,92 @@
+"""Every configuration of some discrete layers, in chunks, by mixed-radix counting.
+
+A binary or spin unit is one digit of radix 2, a one-hot group one digit of
+radix K, a pooling block one digit of radix (units in the block + 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import log2, prod
+
+import numpy as np
+
+from ..errors import DSLError
+
+
+@dataclass(frozen=True)
+class Digits:
+    """How one layer's configurations are counted."""
+
+    layer: str
+    unit: str
+    shape: tuple[int, ...]
+    radices: tuple[int, ...]
+    pool: tuple[int, ...] = ()
+
+    @property
+    def count(self) -> int:
+        return prod(self.radices)
+
+
+def digits(compiled, layer: str) -> Digits:
+    info = compiled.layers[layer]
+    shape, unit = tuple(info["shape"]), info["unit"]
+    if unit not in ("binary", "spin", "onehot"):
+        raise DSLError(f"layer '{layer}' is {unit or 'real'}-valued: its states cannot be enumerated")
+    if info["update"] == "pooled":
+        pool = compiled.model.layer(layer).pooling.block
+        blocks = prod(shape) // prod(pool)
+        return Digits(layer, unit, shape, (prod(pool) + 1,) * blocks, pool)
+    if unit == "onehot":
+        return Digits(layer, unit, shape, (shape[-1],) * prod(shape[:-1]))
+    return Digits(layer, unit, shape, (2,) * prod(shape))
+
+
+def log2_count(layers: list[Digits]) -> float:
+    return float(sum(log2(radix) for d in layers for radix in d.radices))
+
+
+def chunks(layers: list[Digits], size: int = 1 << 16):
+    """Yield dicts of layer -> array of states, `size` configurations at a time."""
+    total = prod(d.count for d in layers)
+    for start in range(0, total, size):
+        index = np.arange(start, min(start + size, total), dtype=np.int64)
+        state = {}
+        for d in layers:
+            index, own = np.divmod(index, d.count)
+            state[d.layer] = decode(d, own)
+        yield state
+
+
+def decode(d: Digits, number: np.ndarray) -> np.ndarray:
+    """The configurations numbered `number` (0 <= number < d.count) of one layer."""
+    rows = len(number)
+    values = np.empty((rows, len(d.radices)), dtype=np.int64)
+    for position, radix in enumerate(d.radices):
+        number, values[:, position] = np.divmod(number, radix)
+    if d.pool:
+        return _pooled(values, d)
+    if d.unit == "onehot":
+        return np.eye(d.shape[-1])[values].reshape((rows,) + d.shape)
+    array = values.astype(float).reshape((rows,) + d.shape)
+    return 2 * array - 1 if d.unit == "spin" else array
+
+
+def _pooled(values: np.ndarray, d: Digits) -> np.ndarray:
+    """Digit 0: the block is off; digit k: its (k-1)-th unit is on."""
+    rows = len(values)
+    if len(d.pool) == 1:
+        (p,) = d.pool
+        blocks = np.zeros((rows, len(d.radices), p + 1))
+        np.put_along_axis(blocks, values[..., None], 1.0, axis=-1)
+        return blocks[..., 1:].reshape((rows,) + d.shape)
+    *lead, height, width = d.shape
+    ph, pw = d.pool
+    grid = (prod(lead), height // ph, width // pw)
+    blocks = np.zeros((rows,) + grid + (ph * pw + 1,))
+    chosen = values.reshape((rows,) + grid)
+    np.put_along_axis(blocks, chosen[..., None], 1.0, axis=-1)
+    units = blocks[..., 1:].reshape((rows,) + grid + (ph, pw))
+    units = units.transpose(0, 1, 2, 4, 3, 5).reshape((rows, prod(lead), height, width))
+    return units.reshape((rows,) + d.shape)

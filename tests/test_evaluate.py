@@ -1,0 +1,178 @@
+"""Evaluation against brute force: exact log Z of every family, likelihoods, AIS, PL, bounds."""
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+import pgmdsl
+from pgmdsl.errors import DSLError
+from pgmdsl.evaluate import (ais, exact_log_z, log_likelihood, lower_bound, pseudo_log_likelihood)
+from pgmdsl.runtime.initialize import constrain
+
+import exact
+
+DISCRETE = {
+    "rbm": dict(nv=4, nh=3),
+    "bm": dict(n=3, nh=2),
+    "dbm": dict(nv=3, n1=3, n2=2),
+    "class_rbm": dict(nx=3, ny=3, nh=2),
+    "conv_rbm": dict(C=1, NV=4, K=2, NW=3, pool=2),
+}
+CONTINUOUS = {
+    "gbrbm": dict(nv=2, nh=2),
+    "mcrbm": dict(nv=2, nm=1, nc=2),
+    "crbm": dict(nv=2, nh=2, order=1),
+}
+
+
+def compiled(name, sizes, scale=0.7, seed=0):
+    model = pgmdsl.load(name, **sizes)
+    c = model.compile(dtype="float64")
+    rng = np.random.default_rng(seed)
+    for param in model.params:
+        c.params[param.name] = constrain(param, rng.normal(0, scale, param.shape))
+    return c
+
+
+def every_state(c, names):
+    return exact.product_state({n: exact.layer_states(c.layers[n], _pool(c, n)) for n in names})
+
+
+def _pool(c, name):
+    layer = c.model.layer(name)
+    return layer.pooling.block if layer.pooling else None
+
+
+def random_layers(c):
+    return [n for n, info in c.layers.items() if info["role"] in ("visible", "hidden")]
+
+
+@pytest.mark.parametrize("name", DISCRETE)
+def test_exact_log_z_of_discrete_models_is_brute_force(name):
+    c = compiled(name, DISCRETE[name])
+    state = every_state(c, random_layers(c))
+    expected = logsumexp(-exact.ENERGIES[name]({k: np.asarray(v) for k, v in c.params.items()}, state))
+    assert abs(exact_log_z(c) - expected) < 1e-9
+
+
+def integrated_log_z(c, name, fixed=None):
+    """log of the sum over discrete layers of the integral over the real layer (2 units), by quadrature.
+
+    A 200 x 200 Gauss-Legendre product rule on [-16, 16]^2: the integrands are smooth
+    and negligible at the edges, so it converges far below the tolerance.
+    """
+    params = {k: np.asarray(v) for k, v in c.params.items()}
+    real = next(n for n, info in c.layers.items() if info["unit"] == "gaussian")
+    discrete = [n for n in random_layers(c) if n != real]
+    states = every_state(c, discrete)
+    count = len(next(iter(states.values())))
+    nodes, weights = np.polynomial.legendre.leggauss(200)
+    nodes, weights = 16 * nodes, 16 * weights
+    grid = np.stack(np.meshgrid(nodes, nodes, indexing="ij"), -1).reshape(-1, 2)
+    grid_weights = np.outer(weights, weights).ravel()
+    logs = []
+    for row in range(count):
+        base = {k: np.repeat(v[row:row + 1], len(grid), axis=0) for k, v in states.items()}
+        base.update({k: np.repeat(v, len(grid), axis=0) for k, v in (fixed or {}).items()})
+        energies = exact.ENERGIES[name](params, {**base, real: grid})
+        logs.append(logsumexp(-energies, b=grid_weights))
+    return logsumexp(logs)
+
+
+@pytest.mark.parametrize("name", CONTINUOUS)
+def test_exact_log_z_of_gaussian_models_matches_quadrature(name):
+    c = compiled(name, CONTINUOUS[name], scale=0.5)
+    if name == "crbm":
+        past = np.array([[[0.3, -1.2]], [[1.0, 0.4]]])
+        got = exact_log_z(c, inputs={"past": past})
+        expected = [integrated_log_z(c, name, {"past": past[r:r + 1]}) for r in range(2)]
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-8)
+    else:
+        assert abs(exact_log_z(c) - integrated_log_z(c, name)) < 1e-8
+
+
+def test_conditional_models_need_their_inputs():
+    c = compiled("crbm", CONTINUOUS["crbm"])
+    with pytest.raises(DSLError, match="conditional on past: give inputs="):
+        exact_log_z(c)
+
+
+def test_too_large_models_are_refused():
+    c = pgmdsl.load("rbm", nv=40, nh=40).compile()
+    with pytest.raises(DSLError, match=r"needs 1.1e\+12 states \(2\^40.0\).*use ais"):
+        exact_log_z(c)
+
+
+@pytest.mark.parametrize("name", ["rbm", "dbm", "class_rbm"])
+def test_log_likelihood_is_brute_force(name):
+    c = compiled(name, DISCRETE[name])
+    params = {k: np.asarray(v) for k, v in c.params.items()}
+    visible = [n for n, info in c.layers.items() if info["role"] == "visible"]
+    hidden = [n for n in random_layers(c) if n not in visible]
+    data = every_state(c, visible)
+    data = {k: v[:5] for k, v in data.items()}
+    log_z = exact_log_z(c)
+    expected = []
+    for row in range(5):
+        h = every_state(c, hidden)
+        count = len(next(iter(h.values())))
+        state = {**{k: np.repeat(v[row:row + 1], count, axis=0) for k, v in data.items()}, **h}
+        expected.append(logsumexp(-exact.ENERGIES[name](params, state)) - log_z)
+    np.testing.assert_allclose(log_likelihood(c, data, log_z), expected, rtol=0, atol=1e-9)
+
+
+def test_pseudo_log_likelihood_is_the_sum_of_exact_unit_conditionals():
+    c = compiled("rbm", dict(nv=4, nh=3))
+    params = {k: np.asarray(v) for k, v in c.params.items()}
+    data = np.array([[1, 0, 1, 1], [0, 0, 1, 0]], float)
+    hidden = exact.layer_states(c.layers["h"])
+
+    def log_marginal(v):
+        state = {"v": np.repeat(v[None], len(hidden), 0), "h": hidden}
+        return logsumexp(-exact.rbm(params, state))
+
+    expected = []
+    for v in data:
+        total = 0.0
+        for i in range(4):
+            flipped = v.copy()
+            flipped[i] = 1 - flipped[i]
+            total += log_marginal(v) - np.logaddexp(log_marginal(v), log_marginal(flipped))
+        expected.append(total)
+    np.testing.assert_allclose(pseudo_log_likelihood(c, data), expected, rtol=0, atol=1e-9)
+
+
+def test_mean_field_bound_is_exact_for_an_rbm_and_a_bound_for_a_dbm():
+    rbm = compiled("rbm", dict(nv=4, nh=3))
+    data = exact.layer_states(rbm.layers["v"])[:6]
+    log_z = exact_log_z(rbm)
+    np.testing.assert_allclose(lower_bound(rbm, data, log_z), log_likelihood(rbm, data, log_z), rtol=0, atol=1e-9)
+    dbm = compiled("dbm", DISCRETE["dbm"])
+    data = exact.layer_states(dbm.layers["v"])
+    log_z = exact_log_z(dbm)
+    bound, exact_ll = lower_bound(dbm, data, log_z), log_likelihood(dbm, data, log_z)
+    assert np.all(bound <= exact_ll + 1e-12) and np.all(bound > exact_ll - 1.0)
+
+
+@pytest.mark.parametrize("name, sizes", [("rbm", dict(nv=8, nh=6)), ("dbm", dict(nv=6, n1=4, n2=3)),
+                                         ("class_rbm", dict(nx=5, ny=3, nh=4))])
+def test_ais_agrees_with_exact_log_z(name, sizes):
+    c = compiled(name, sizes, scale=0.8)
+    rng = np.random.default_rng(1)
+    visible = [n for n, info in c.layers.items() if info["role"] == "visible"]
+    data = {n: exact.layer_states(c.layers[n])[rng.integers(0, 2 ** 3, 200) % len(exact.layer_states(c.layers[n]))]
+            for n in visible}
+    estimate = ais(c, data, runs=100, schedule=np.linspace(0, 1, 2001), progress=False)
+    truth = exact_log_z(c)
+    assert abs(estimate.log_z - truth) < 0.1
+    assert estimate.log_z_low <= estimate.log_z <= estimate.log_z_high
+    assert "log Z =" in str(estimate)
+
+
+def test_ais_refuses_bad_schedules_and_real_valued_data():
+    c = compiled("rbm", dict(nv=4, nh=3))
+    with pytest.raises(DSLError, match="rises strictly from 0 to 1"):
+        ais(c, np.zeros((3, 4)), schedule=[0, 0.5, 0.4, 1])
+    g = compiled("gbrbm", CONTINUOUS["gbrbm"])
+    with pytest.raises(DSLError, match="only discrete observed layers have one"):
+        ais(g, np.zeros((3, 2)), schedule=[0, 1])
