@@ -176,3 +176,16 @@ def test_ais_refuses_bad_schedules_and_real_valued_data():
     g = compiled("gbrbm", CONTINUOUS["gbrbm"])
     with pytest.raises(DSLError, match="only discrete observed layers have one"):
         ais(g, np.zeros((3, 2)), schedule=[0, 1])
+
+
+def test_fit_monitors_exact_and_pseudo_likelihood():
+    c = pgmdsl.load("rbm", nv=6, nh=3).compile(dtype="float64")
+    data = np.random.default_rng(0).integers(0, 2, (40, 6)).astype(float)
+    history = c.fit(data[:30], epochs=2, batch_size=10, verbose=0, validation=data[30:],
+                    monitor=("pseudo_log_likelihood", "log_likelihood"))
+    row = history[-1]
+    log_z = exact_log_z(c)
+    assert row["train_log_likelihood"] == pytest.approx(np.mean(log_likelihood(c, data[:30], log_z)))
+    assert row["validation_pseudo_log_likelihood"] == pytest.approx(np.mean(pseudo_log_likelihood(c, data[30:])))
+    with pytest.raises(DSLError, match="unknown monitor 'nll'"):
+        c.fit(data, monitor="nll")

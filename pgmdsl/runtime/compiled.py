@@ -149,19 +149,20 @@ class Compiled:
     # ---- training, sampling, saving ----
     def fit(self, data, method: str = "cd", k: int = 1, epochs: int = 10, batch_size: int = 10, lr: float = 0.05,
             momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0, callbacks=(), clamp=(),
-            validation=None, checkpoint=None, resume=None, **options):
+            validation=None, checkpoint=None, resume=None, monitor=(), **options):
         """Train by CD-k or PCD-k; returns the per-epoch History.
 
         data: an array for the one observed layer, or a dict of arrays for several
         (visible and input layers). validation: held-out data for the free-energy
         gap. checkpoint: a .npz path written every `checkpoint_every` epochs;
-        resume: a checkpoint to continue from exactly. Other options (lr_schedule,
+        resume: a checkpoint to continue from exactly. monitor: evaluation metrics per
+        epoch ("pseudo_log_likelihood", "log_likelihood" (exact; small models)). Other options (lr_schedule,
         sparsity_target, chains, verbose, ...) are listed in runtime.options.
         """
         from .train import Trainer
 
         trainer = Trainer(self, data, clamp=clamp, callbacks=callbacks, validation=validation,
-                          checkpoint=checkpoint or resume, method=method, k=k, epochs=epochs,
+                          checkpoint=checkpoint or resume, monitor=monitor, method=method, k=k, epochs=epochs,
                           batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
                           seed=seed, **options)
         if resume is not None and Path(resume).exists():

@@ -75,7 +75,9 @@ def as_data(compiled, data) -> dict[str, np.ndarray]:
 
 
 class Trainer:
-    def __init__(self, compiled, data, clamp=(), callbacks=(), validation=None, checkpoint=None, **given):
+    MONITORS = ("pseudo_log_likelihood", "log_likelihood")
+
+    def __init__(self, compiled, data, clamp=(), callbacks=(), validation=None, checkpoint=None, monitor=(), **given):
         self.c = compiled
         self.options = make_options(**given)
         self.data = as_data(compiled, data)
@@ -88,6 +90,10 @@ class Trainer:
         self.inputs = tuple(n for n, info in compiled.layers.items() if info["role"] == "input")
         self.frozen = tuple(dict.fromkeys(self.clamp + self.inputs))
         self.callbacks = tuple(callbacks)
+        self.monitor = (monitor,) if isinstance(monitor, str) else tuple(monitor)
+        for name in self.monitor:
+            if name not in self.MONITORS:
+                raise DSLError(f"fit: unknown monitor '{name}' (monitors: {', '.join(self.MONITORS)})")
         self.path = Path(checkpoint) if checkpoint else None
         self.rng = np.random.default_rng(self.options.seed)
         self.velocity = {k: compiled.xp.zeros_like(v) for k, v in compiled.params.items()}
@@ -168,7 +174,7 @@ class Trainer:
             row = {"epoch": self.epoch, "lr": lr, **self.metrics(), "seconds": time.perf_counter() - started}
             self.history.append(row)
             log.info("epoch %d: %s", self.epoch, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
-            epochs.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k in ("reconstruction", "free_energy_gap")})
+            epochs.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "lr", "seconds")})
             if self.path and (self.epoch % o.checkpoint_every == 0 or self.epoch == o.epochs):
                 self.save()
             for callback in self.callbacks:
@@ -289,6 +295,24 @@ class Trainer:
             train = float(c.xp.mean(c.module.free_energy(c.params, {k: c.xp.asarray(v) for k, v in sample.items()})))
             held = {k: c.xp.asarray(v[:1000]) for k, v in self.validation.items()}
             result["free_energy_gap"] = float(c.xp.mean(c.module.free_energy(c.params, held))) - train
+        if self.monitor:
+            result.update(self._monitored({k: v[:500] for k, v in sample.items()}))
+        return result
+
+    def _monitored(self, sample: dict) -> dict:
+        """The evaluation metrics asked for with monitor= (train rows, and validation rows if given)."""
+        from ..evaluate import exact_log_z, log_likelihood, pseudo_log_likelihood
+
+        sets = {"train": sample}
+        if self.validation is not None:
+            sets["validation"] = {k: v[:500] for k, v in self.validation.items()}
+        result = {}
+        log_z = exact_log_z(self.c) if "log_likelihood" in self.monitor else None
+        for label, rows in sets.items():
+            if "pseudo_log_likelihood" in self.monitor:
+                result[f"{label}_pseudo_log_likelihood"] = float(np.mean(pseudo_log_likelihood(self.c, rows)))
+            if log_z is not None:
+                result[f"{label}_log_likelihood"] = float(np.mean(log_likelihood(self.c, rows, log_z)))
         return result
 
 
