@@ -274,7 +274,7 @@ def _broadcast(code: str, source: tuple[str, ...], target: tuple[str, ...]) -> s
 def _letters(indices) -> dict[str, str]:
     """einsum letters: an index keeps its own name when it is one free letter; the batch is b."""
     letters: dict[str, str] = {}
-    pool = [c for c in "bijklmnopqrstuvwxyzacdefghABCDEFGHIJKLMNOPQRSTUVWXYZ"]
+    pool = [c for c in "ijklmnopqrstuvwxyzacdefghABCDEFGHIJKLMNOPQRSTUVWXYZb"]
     wanted = dict.fromkeys(indices)
     for name in wanted:
         preferred = "b" if name == BATCH else name
