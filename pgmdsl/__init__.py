@@ -5,10 +5,12 @@ derives the factor graph, the Gibbs schedule, conditionals, free energies and
 gradients.
 """
 
+__version__ = "0.1.0"  # before the imports: runtime.checkpoint reads it while pgmdsl is being imported
+
 from .errors import DSLError
 from .loading import load, parse
 from .model import Model
+from .runtime import datasets
+from .runtime.checkpoint import load_trained
 
-__version__ = "0.1.0"
-
-__all__ = ["DSLError", "Model", "load", "parse", "__version__"]
+__all__ = ["DSLError", "Model", "datasets", "load", "load_trained", "parse", "__version__"]

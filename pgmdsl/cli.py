@@ -1,12 +1,14 @@
-"""The `pgmdsl` command: check, graph (and later compile, train, sample, eval).
+"""The `pgmdsl` command: check, graph, compile, train and sample.
 
 A DSL error prints `file:line:column: error: ...` with a caret line and exits
-with status 1, never with a traceback.
+with status 1, never with a traceback; so do bad data, a missing run
+directory and files that cannot be written (one line each).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -64,10 +66,101 @@ def compile_command(args) -> int:
     return 0
 
 
+def train_command(args) -> int:
+    from . import runs
+    from .runtime.datasets import load_data
+    from .runtime.options import options as training_options
+
+    run_dir = Path(args.output)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise DSLError(f"-o {run_dir}: exists and is not a directory")
+    sizes = _sizes(args.set)
+    options = dict(method=args.method, k=args.k, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                   seed=args.seed, momentum=args.momentum, weight_decay=args.weight_decay)
+    training_options(**options)  # bad options, an unknown model or a bad --set are reported before the data is read
+    load(args.model, **sizes)
+    data = load_data(args.data, dtype=args.dtype)
+    model, note = runs.fit_visible(args.model, sizes, data.shape[1])
+    if note:
+        print(note)
+    train, validation = runs.split(data, args.validation_fraction, args.seed)
+    compiled = model.compile(dtype=args.dtype, seed=args.seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    shape = ", ".join(f"{k}={v}" for k, v in model.arguments.items())
+    held = f", {len(validation)} for validation" if validation is not None else ""
+    print(f"training {model.name}({shape}) on {args.data}: {len(train)} rows{held}; "
+          f"{args.method}-{args.k}, {args.epochs} epochs, lr {args.lr}, batch size {args.batch_size}", flush=True)
+    try:
+        history = compiled.fit(train, validation=validation, checkpoint=run_dir / "model.npz", verbose=0,
+                               callbacks=[_epoch_printer(args.epochs)], **options)
+    except KeyboardInterrupt:
+        kept = f"; {run_dir / 'model.npz'} holds the last finished epoch" if (run_dir / "model.npz").exists() else ""
+        print(f"interrupted{kept}", file=sys.stderr)
+        return 130
+    info = {"model": model.name, "sizes": model.arguments, "data": args.data, "dtype": args.dtype,
+            "rows": {"training": len(train), "validation": 0 if validation is None else len(validation)},
+            "options": options}
+    written = [run_dir / "model.npz", *runs.write_metrics(history, run_dir, info)]
+    pictures, notes = runs.save_pictures(compiled, history, run_dir, seed=args.seed)
+    for line in notes:
+        print(line)
+    print(f"wrote {run_dir}{os.sep}: {', '.join(path.name for path in written + pictures)}")
+    print(f"draw more samples with: pgmdsl sample {run_dir} -n 64")
+    return 0
+
+
+def _epoch_printer(epochs: int):
+    width = len(str(epochs))
+
+    def report(compiled, row: dict) -> None:
+        gap = row.get("free_energy_gap")
+        gap = f"  free-energy gap {gap:+.4f}" if gap is not None else ""
+        print(f"epoch {row['epoch']:>{width}}/{epochs}  reconstruction {row['reconstruction']:.4f}{gap}  "
+              f"({row['seconds']:.2f} s)", flush=True)
+
+    return report
+
+
+def sample_command(args) -> int:
+    import numpy as np
+
+    from . import plots, runs
+    from .runtime.checkpoint import load_trained
+
+    run = Path(args.run)
+    checkpoint = run if run.is_file() else run / "model.npz"
+    if not run.exists():
+        raise DSLError(f"no such run directory: {run}")
+    if not checkpoint.is_file():
+        raise DSLError(f"{run} holds no model.npz (make one with: pgmdsl train MODEL --data ... -o {run})")
+    if args.n < 1 or args.steps < 0:
+        raise DSLError("-n must be positive and --steps at least 0")
+    output = Path(args.output) if args.output else None
+    if output is None:
+        output = checkpoint.parent / f"samples-{args.n}.{'png' if plots.have_matplotlib() else 'npy'}"
+    if output.suffix.lower() not in (".png", ".npy"):
+        raise DSLError(f"-o takes a .png or .npy file, got '{output}'")
+    compiled = load_trained(checkpoint)
+    image = plots.visible_image(compiled)
+    if output.suffix.lower() == ".png" and image is None:
+        raise DSLError(f"the visible layer of {compiled.model.name} is not an image: write the samples to a .npy file")
+    samples = runs.visible_samples(compiled, args.n, args.steps, args.seed, means=args.mean)
+    if output.suffix.lower() == ".npy":
+        np.save(output, samples)
+    else:
+        what = "probabilities" if args.mean else "draws"
+        title = f"{image[0]} after {args.steps} Gibbs steps ({what})"
+        plots.save_tiles(samples.reshape((-1,) + image[1]), output, title, limit=args.n)
+    print(f"wrote {output} ({args.n} samples after {args.steps} Gibbs steps)")
+    return 0
+
+
 COMMANDS = {
     "check": (check_command, "parse and check a model; print its layers, params, terms and Gibbs schedule"),
     "graph": (graph_command, "draw a model's factor graph (.dot always, .png with matplotlib)"),
     "compile": (compile_command, "print (or write with -o) the generated Python module of a model"),
+    "train": (train_command, "train a model on a data set; write its checkpoint, metrics and pictures to a run directory"),
+    "sample": (sample_command, "draw samples from a trained run (its model.npz) by Gibbs sampling"),
 }
 
 
@@ -76,7 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, (_, help_text) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
+        if name == "sample":
+            _add_sample_arguments(sub)
+            continue
         _add_model_arguments(sub)
+        if name == "train":
+            _add_train_arguments(sub)
         if name == "graph":
             sub.add_argument("-o", "--output", required=True, help="out.dot or out.png")
         if name == "compile":
@@ -84,6 +182,38 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--dtype", default="float32", choices=["float32", "float64"])
             sub.add_argument("-o", "--output", help="write the module here instead of printing it")
     return parser
+
+
+def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    from .runtime.datasets import DATA_SPECS
+
+    parser.add_argument("--data", required=True, metavar="SPEC", help=f"the training data: {DATA_SPECS}")
+    parser.add_argument("--method", default="pcd", choices=["cd", "pcd"],
+                        help="contrastive divergence or persistent CD (default pcd)")
+    parser.add_argument("--k", type=int, default=1, help="Gibbs sweeps per update (default 1)")
+    parser.add_argument("--epochs", type=int, default=20, help="passes over the training rows (default 20)")
+    parser.add_argument("--lr", type=float, default=0.05, help="learning rate (default 0.05)")
+    parser.add_argument("--batch-size", type=int, default=10, help="rows per update (default 10)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the initial weights, the split and the sampler (default 0)")
+    parser.add_argument("--momentum", type=float, default=0.0, help="in [0, 1) (default 0)")
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty on weight matrices (default 0)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--validation-fraction", type=float, default=0.1,
+                        help="rows held out for the free-energy gap (default 0.1; 0 for none)")
+    parser.add_argument("-o", "--output", required=True, metavar="RUN_DIR",
+                        help="writes model.npz, metrics.csv, metrics.json and (with matplotlib) PNG pictures here")
+
+
+def _add_sample_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", metavar="RUN_DIR", help="a directory written by `pgmdsl train` (or its model.npz)")
+    parser.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    parser.add_argument("--steps", type=int, default=1000, help="Gibbs sweeps from a random start (default 1000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mean", action="store_true",
+                        help="the visible layer's probabilities given the last state, not draws")
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="FILE.png (tiles) or FILE.npy (rows); default RUN_DIR/samples-N.png")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
+    except OSError as error:  # a run directory or output file that cannot be written
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

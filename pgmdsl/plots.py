@@ -1,0 +1,163 @@
+"""Pictures of a training run: weights and samples as image tiles, training curves.
+
+matplotlib is an extra (pip install 'pgmdsl[plot]'), so it is imported only
+when a picture is drawn. Figures are built with matplotlib.figure.Figure and
+saved through the Agg canvas, never through pyplot: that needs no display and
+leaves the backend of a user's own session (a notebook, say) untouched.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .runtime.datasets import image_shape
+
+
+def have_matplotlib() -> bool:
+    """Whether the pictures can be drawn (matplotlib is importable)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _figure(width: float, height: float):
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise RuntimeError("drawing PNG needs matplotlib: pip install 'pgmdsl[plot]'") from None
+    figure = Figure(figsize=(width, height))
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def visible_image(compiled) -> tuple[str, tuple[int, int]] | None:
+    """The visible layer and the (height, width) its rows are drawn as, or None when it is not an image.
+
+    A layer [H, W] or [1, H, W] is drawn as it is; a flat layer of n units is
+    drawn as a square when n is one (64 -> 8x8, 784 -> 28x28).
+    """
+    visible = [name for name, info in compiled.layers.items() if info["role"] == "visible"]
+    if len(visible) != 1:
+        return None
+    shape = tuple(compiled.layers[visible[0]]["shape"])
+    if len(shape) == 3 and shape[0] == 1:
+        shape = shape[1:]
+    if len(shape) == 2 and min(shape) > 1:
+        return visible[0], shape
+    if len(shape) == 1 and image_shape(shape[0]):
+        return visible[0], image_shape(shape[0])
+    return None
+
+
+def weight_tiles(compiled) -> np.ndarray | None:
+    """Each hidden unit's weights to the visible layer as an image: (units, height, width), or None.
+
+    The weights are the parameter of an energy term that joins the visible
+    layer to a hidden one: a matrix [visible, hidden] (or transposed), or
+    convolution filters [K, 1, r, s]. None when the visible layer is not an
+    image or no such parameter exists.
+    """
+    found = visible_image(compiled)
+    if found is None:
+        return None
+    visible, shape = found
+    graph = compiled.model.graph
+    size = math.prod(compiled.layers[visible]["shape"])
+    hidden = {name for name, info in compiled.layers.items() if info["role"] == "hidden"}
+    for node in graph.neighbors(("layer", visible)):
+        layers = {n[1] for n in graph.neighbors(node)}
+        if not layers & hidden:
+            continue
+        hidden_sizes = {math.prod(compiled.layers[n]["shape"]) for n in layers & hidden}
+        for name in graph.nodes[node]["params"]:
+            weights = np.asarray(_host(compiled.params[name]), dtype=np.float64)
+            if weights.ndim == 2 and weights.shape[0] == size and weights.shape[1] in hidden_sizes:
+                return weights.T.reshape((-1,) + shape)
+            if weights.ndim == 2 and weights.shape[1] == size and weights.shape[0] in hidden_sizes:
+                return weights.reshape((-1,) + shape)
+            if weights.ndim == 4 and weights.shape[1] == 1:
+                return weights[:, 0]
+    return None
+
+
+def save_tiles(images, path, title: str = "", limit: int = 100, scale_each: bool = False) -> Path:
+    """Draw up to `limit` images (n, height, width) as one grid of tiles, to a PNG.
+
+    scale_each stretches every tile to its own min..max (weights, whose scales
+    differ); otherwise all tiles share one grey scale, 0..1 for values in it.
+    """
+    images = np.asarray(images, dtype=np.float64)
+    if images.ndim != 3 or len(images) == 0:
+        raise ValueError(f"save_tiles takes images of shape (n, height, width), got {images.shape}")
+    if len(images) > limit:
+        title = f"{title} (first {limit} of {len(images)})".strip()
+        images = images[:limit]
+    if scale_each:
+        low = images.min(axis=(1, 2), keepdims=True)
+        span = images.max(axis=(1, 2), keepdims=True) - low
+        images = (images - low) / np.where(span > 0, span, 1.0)
+        low_value, high_value = 0.0, 1.0
+    else:
+        low_value, high_value = float(images.min()), float(images.max())
+        if low_value >= 0.0 and high_value <= 1.0:
+            low_value, high_value = 0.0, 1.0
+    mosaic = _mosaic(images, fill=high_value)
+    height, width = mosaic.shape
+    inches = 6.0 / max(height, width)  # the longer side is six inches
+    figure = _figure(width * inches + 0.2, height * inches + 0.5)
+    axes = figure.add_subplot()
+    axes.imshow(mosaic, cmap="gray", vmin=low_value, vmax=high_value, interpolation="nearest")
+    axes.set_axis_off()
+    if title:
+        axes.set_title(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return Path(path)
+
+
+def _mosaic(images: np.ndarray, fill: float) -> np.ndarray:
+    """The images in a near-square grid, one pixel of `fill` between and around them."""
+    count, height, width = images.shape
+    columns = math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    mosaic = np.full((rows * (height + 1) + 1, columns * (width + 1) + 1), fill)
+    for k, image in enumerate(images):
+        top, left = 1 + (k // columns) * (height + 1), 1 + (k % columns) * (width + 1)
+        mosaic[top:top + height, left:left + width] = image
+    return mosaic
+
+
+def save_curves(history, path, title: str = "") -> Path:
+    """Reconstruction error and free-energy gap (validation minus training) by epoch, to a PNG."""
+    rows = list(history)
+    if not rows:
+        raise ValueError("save_curves: the history is empty")
+    epochs = [row["epoch"] for row in rows]
+    panels = [("reconstruction", "reconstruction error (mean squared)")]
+    if any(row.get("free_energy_gap") is not None for row in rows):
+        panels.append(("free_energy_gap", "free-energy gap (validation - training)"))
+    figure = _figure(5.0 * len(panels), 3.6)
+    for k, (key, label) in enumerate(panels):
+        axes = figure.add_subplot(1, len(panels), k + 1)
+        values = [row.get(key) for row in rows]
+        axes.plot(epochs, [np.nan if v is None else v for v in values], marker="o", markersize=3)
+        if key == "free_energy_gap":
+            axes.axhline(0.0, color="grey", linewidth=0.8)
+        axes.set_xlabel("epoch")
+        axes.set_title(label, fontsize=10)
+        axes.grid(alpha=0.3)
+    if title:
+        figure.suptitle(title, fontsize=11)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return Path(path)
+
+
+def _host(value):
+    return value.get() if hasattr(value, "get") and not isinstance(value, np.ndarray) else value

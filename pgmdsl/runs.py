@@ -1,0 +1,159 @@
+"""A training run as `pgmdsl train` makes it: model sized to the data, split, metrics and pictures.
+
+Kept apart from the argument parsing in cli.py so the same steps can be
+used (and tested) from Python. A run directory holds model.npz (the
+checkpoint), metrics.csv and metrics.json (the history), and, with
+matplotlib, weights.png, samples.png and curves.png.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DSLError
+from .loading import load
+
+
+def fit_visible(name, sizes: dict, columns: int):
+    """The model loaded with `sizes`, its observed layer sized to `columns` values per row.
+
+    When the layer's size differs and exactly one header size the user did
+    not give controls it (rbm's nv), that size is solved for and set; the
+    note returned says so (None when nothing changed). Otherwise a DSLError
+    says which sizes to --set.
+    """
+    model = load(name, **sizes)
+    if model.stack:
+        raise DSLError(f"model {model.name} is a stack: train its models one by one from Python (model.stack)")
+    observed = [layer for layer in model.layers if layer.role in ("visible", "input")]
+    if len(observed) != 1:
+        names = ", ".join(layer.name for layer in observed)
+        raise DSLError(f"model {model.name} observes {len(observed)} layers ({names}); `pgmdsl train` takes one "
+                       "array of rows: train it from Python with a dict of arrays")
+    layer = observed[0]
+    if layer.size == columns:
+        return model, None
+    mismatch = f"the data has {columns} values per row but layer {layer.name} of {model.name} has {layer.size} units"
+    controlling = {a: p for a in model.ir.arguments if (p := _power(name, model, sizes, a, layer.name))}
+    given = [a for a in controlling if a in sizes]
+    free = [a for a in controlling if a not in sizes]
+    tried = ""
+    if len(free) == 1:
+        argument = free[0]
+        value = _solve(model.sizes[argument], layer.size, controlling[argument], columns)
+        if value is not None:
+            try:
+                fitted = load(name, **{**sizes, argument: value})
+            except DSLError as error:
+                fitted, tried = None, f" ({argument}={value} would fit but: {error.message})"
+            if fitted is not None and fitted.layer(layer.name).size == columns:
+                return fitted, f"set {argument}={value} from the data ({columns} values per row)"
+    if given and not free:
+        settings = " ".join(f"--set {a}={sizes[a]}" for a in given)
+        raise DSLError(f"{mismatch} ({settings}); change or drop that setting")
+    hint = f"set {' or '.join(controlling)} with --set" if controlling else "check the model's sizes"
+    raise DSLError(f"{mismatch}, and no single size can be solved from the data{tried}: {hint}")
+
+
+def _power(name, model, sizes: dict, argument: str, layer: str) -> float | None:
+    """How the layer's size grows with `argument` (1 for nv, 2 for an image side), or None if it does not."""
+    value = model.sizes[argument]
+    before = model.layer(layer).size
+    if value <= 0 or before <= 0:
+        return None
+    for probe in (2 * value, value + 1):
+        try:
+            after = load(name, **{**sizes, argument: probe}).layer(layer).size
+        except DSLError:
+            continue
+        if after != before:
+            return math.log(after / before) / math.log(probe / value) if after > 0 else None
+        return None
+    return None
+
+
+def _solve(value: int, size: int, power: float, columns: int) -> int | None:
+    """The value of a size parameter giving `columns` units, if size grows as value**power."""
+    if power <= 0 or value <= 0:
+        return None
+    solved = round(value * (columns / size) ** (1.0 / power))
+    return solved if solved > 0 else None
+
+
+def split(data: np.ndarray, fraction: float, seed: int = 0):
+    """(training rows, validation rows or None): a seeded random `fraction` of the rows held out."""
+    if not 0.0 <= fraction < 1.0:
+        raise DSLError(f"--validation-fraction must be in [0, 1), got {fraction}")
+    held = int(round(fraction * len(data)))
+    if held == 0:
+        return data, None
+    if held >= len(data):
+        raise DSLError(f"holding out {held} of {len(data)} rows leaves none to train on")
+    order = np.random.default_rng(seed).permutation(len(data))
+    return data[order[held:]], data[order[:held]]
+
+
+def write_metrics(history, run_dir, info: dict | None = None) -> tuple[Path, Path]:
+    """metrics.csv (one row per epoch) and metrics.json ({**info, "history": [...]}) in run_dir."""
+    run_dir = Path(run_dir)
+    rows = [dict(row) for row in history]
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    table = run_dir / "metrics.csv"
+    with open(table, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    document = run_dir / "metrics.json"
+    document.write_text(json.dumps({**(info or {}), "history": rows}, indent=2) + "\n", encoding="utf-8")
+    return table, document
+
+
+def visible_samples(compiled, n: int = 64, steps: int = 1000, seed: int = 0, means: bool = False) -> np.ndarray:
+    """n draws of the visible layer after `steps` Gibbs sweeps from random states (host array, rows first).
+
+    means=True gives the visible layer's conditional means given the last
+    state instead of the draws: for binary units, probabilities, which show a
+    sample's shape with less noise.
+    """
+    visible = [name for name, info in compiled.layers.items() if info["role"] == "visible"]
+    if len(visible) != 1:
+        raise DSLError(f"model {compiled.model.name} has {len(visible)} visible layers; sample it from Python")
+    inputs = [name for name, info in compiled.layers.items() if info["role"] == "input"]
+    if inputs:
+        raise DSLError(f"model {compiled.model.name} is conditioned on {', '.join(inputs)}: "
+                       "sample it from Python, giving the inputs as clamp={...}")
+    state = compiled.sample(n, steps=steps, seed=seed)
+    values = compiled.mean(visible[0], state) if means else state[visible[0]]
+    return np.asarray(values.get() if hasattr(values, "get") and not isinstance(values, np.ndarray) else values)
+
+
+def save_pictures(compiled, history, run_dir, steps: int = 1000, seed: int = 0) -> tuple[list[Path], list[str]]:
+    """weights.png, samples.png and curves.png in run_dir where they make sense; (written, notes on the rest)."""
+    from . import plots
+
+    run_dir = Path(run_dir)
+    if not plots.have_matplotlib():
+        return [], ["no pictures: matplotlib is not installed (pip install 'pgmdsl[plot]')"]
+    written, notes = [], []
+    image = plots.visible_image(compiled)
+    tiles = plots.weight_tiles(compiled)
+    if tiles is None:
+        why = "its visible layer is not an image" if image is None else "no weight matrix joins it to a hidden layer"
+        notes.append(f"no weights.png: {why}")
+    else:
+        title = f"weights of {compiled.model.name} ({len(tiles)} hidden units or filters)"
+        written.append(plots.save_tiles(tiles, run_dir / "weights.png", title, scale_each=True))
+    if image is None:
+        notes.append("no samples.png: the visible layer is not an image")
+    else:
+        name, shape = image
+        samples = visible_samples(compiled, 64, steps, seed, means=True)
+        written.append(plots.save_tiles(samples.reshape((-1,) + shape), run_dir / "samples.png",
+                                        f"{name} after {steps} Gibbs steps (probabilities)"))
+    written.append(plots.save_curves(history, run_dir / "curves.png", f"training {compiled.model.name}"))
+    return written, notes

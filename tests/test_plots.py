@@ -1,0 +1,74 @@
+"""Pictures of a run: which layers are images, weight tiles, and PNGs written without pyplot."""
+
+import sys
+
+import numpy as np
+import pytest
+
+import pgmdsl
+from pgmdsl import plots
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def rbm():
+    return pgmdsl.load("rbm", nv=64, nh=6).compile(dtype="float64")
+
+
+def test_have_matplotlib(monkeypatch):
+    try:
+        import matplotlib  # noqa: F401
+        present = True
+    except ImportError:
+        present = False
+    assert plots.have_matplotlib() is present
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert plots.have_matplotlib() is False
+
+
+def test_visible_image(rbm):
+    assert plots.visible_image(rbm) == ("v", (8, 8))
+    conv = pgmdsl.load("conv_rbm", NV=8, NW=5, K=2).compile()
+    assert plots.visible_image(conv) == ("v", (8, 8))
+    assert plots.visible_image(pgmdsl.load("rbm", nv=10, nh=2).compile()) is None  # not a square
+    assert plots.visible_image(pgmdsl.load("class_rbm", nx=16, ny=3, nh=4).compile()) is None  # two visible layers
+
+
+def test_weight_tiles(rbm):
+    tiles = plots.weight_tiles(rbm)
+    assert tiles.shape == (6, 8, 8)
+    assert np.array_equal(tiles[2].ravel(), np.asarray(rbm.params["W"])[:, 2])
+    conv = pgmdsl.load("conv_rbm", NV=8, NW=5, K=3).compile()
+    assert plots.weight_tiles(conv).shape == (3, 5, 5)
+    dbm = pgmdsl.load("dbm", nv=16, n1=4, n2=16).compile()  # W1 joins v to h1; W2 (4 x 16) is not v's
+    assert np.array_equal(plots.weight_tiles(dbm).reshape(4, 16), np.asarray(dbm.params["W1"]).T)
+    assert plots.weight_tiles(pgmdsl.load("rbm", nv=10, nh=2).compile()) is None
+
+
+def test_save_tiles(tmp_path):
+    pytest.importorskip("matplotlib")
+    images = np.random.default_rng(0).random((150, 4, 4))
+    path = plots.save_tiles(images, tmp_path / "tiles.png", "noise", limit=120, scale_each=True)
+    assert path == tmp_path / "tiles.png" and path.read_bytes()[:8] == PNG
+    plots.save_tiles(images[:3] * 5 - 2, tmp_path / "wide.png")  # values outside [0, 1] share one scale
+    assert (tmp_path / "wide.png").read_bytes()[:8] == PNG
+    with pytest.raises(ValueError, match="shape"):
+        plots.save_tiles(np.ones((4, 16)), tmp_path / "flat.png")
+
+
+def test_save_curves(tmp_path):
+    pytest.importorskip("matplotlib")
+    history = [{"epoch": 1, "reconstruction": 0.2, "free_energy_gap": 0.1}, {"epoch": 2, "reconstruction": 0.1,
+                                                                             "free_energy_gap": -0.2}]
+    assert plots.save_curves(history, tmp_path / "c.png", "t").read_bytes()[:8] == PNG
+    assert plots.save_curves([{"epoch": 1, "reconstruction": 0.3}], tmp_path / "r.png").read_bytes()[:8] == PNG
+    with pytest.raises(ValueError, match="empty"):
+        plots.save_curves([], tmp_path / "e.png")
+
+
+def test_pictures_leave_the_pyplot_backend_alone(tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    before = matplotlib.get_backend()
+    plots.save_tiles(np.zeros((1, 2, 2)), tmp_path / "z.png")
+    assert matplotlib.get_backend() == before

@@ -1,0 +1,134 @@
+"""`pgmdsl train` and `pgmdsl sample`: a run directory end to end, and one-line errors."""
+
+import csv
+import gzip
+import json
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pgmdsl.cli import main
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """An rbm trained on bars and stripes for two epochs (nv set from the data: 16)."""
+    run = tmp_path_factory.mktemp("cli") / "bars-run"
+    assert main(["train", "rbm", "--data", "bars", "--set", "nh=8", "--epochs", "2", "--batch-size", "4",
+                 "-o", str(run)]) == 0
+    return run
+
+
+def test_train_writes_the_run_directory(run_dir):
+    assert (run_dir / "model.npz").is_file()
+    with open(run_dir / "metrics.csv", newline="") as stream:
+        rows = list(csv.reader(stream))
+    assert rows[0][:4] == ["epoch", "lr", "reconstruction", "free_energy_gap"]
+    assert [row[0] for row in rows[1:]] == ["1", "2"]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert [row["epoch"] for row in metrics["history"]] == [1, 2]
+    assert metrics["model"] == "rbm" and metrics["sizes"] == {"nv": 16, "nh": 8}
+    assert metrics["rows"] == {"training": 29, "validation": 3}
+    assert metrics["options"]["method"] == "pcd" and metrics["options"]["batch_size"] == 4
+    pytest.importorskip("matplotlib")
+    for name in ("weights.png", "samples.png", "curves.png"):
+        assert (run_dir / name).read_bytes()[:8] == PNG, name
+
+
+def test_train_prints_one_line_per_epoch_and_the_files(tmp_path, capsys):
+    assert main(["train", "rbm", "--data", "bars:3", "--set", "nh=4", "--epochs", "3", "--method", "cd", "--k", "2",
+                 "--validation-fraction", "0", "--dtype", "float64", "-o", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "set nv=9 from the data (9 values per row)"
+    assert out[1].startswith("training rbm(nv=9, nh=4) on bars:3: 16 rows; cd-2, 3 epochs")
+    epochs = [line for line in out if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epochs] == ["1/3", "2/3", "3/3"]
+    assert all("reconstruction" in line and "free-energy gap" not in line for line in epochs)  # nothing held out
+    assert any(line.startswith("wrote ") and "model.npz" in line and "metrics.csv" in line for line in out)
+    assert out[-1] == f"draw more samples with: pgmdsl sample {tmp_path / 'run'} -n 64"
+
+
+def test_train_reads_an_idx_file(tmp_path, capsys):
+    images = (np.arange(12 * 9) % 7 * 40).astype(np.uint8).reshape(12, 3, 3)  # grey levels 0..240
+    header = struct.pack(">HBB3I", 0, 0x08, 3, 12, 3, 3)
+    (tmp_path / "tiny-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + images.tobytes()))
+    run = tmp_path / "idx-run"
+    assert main(["train", "rbm", "--data", str(tmp_path / "tiny-images-idx3-ubyte.gz"), "--set", "nh=3",
+                 "--epochs", "1", "-o", str(run)]) == 0
+    assert "set nv=9 from the data" in capsys.readouterr().out
+    assert json.loads((run / "metrics.json").read_text())["rows"] == {"training": 11, "validation": 1}
+
+
+def test_train_reports_the_free_energy_gap(run_dir, tmp_path, capsys):
+    assert main(["train", "rbm", "--data", "bars", "--epochs", "1", "-o", str(tmp_path / "gap")]) == 0
+    assert "free-energy gap" in next(line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch 1/1"))
+
+
+def test_sample_writes_npy_rows(run_dir, tmp_path, capsys):
+    out = tmp_path / "samples.npy"
+    assert main(["sample", str(run_dir), "-n", "4", "--steps", "20", "-o", str(out)]) == 0
+    samples = np.load(out)
+    assert samples.shape == (4, 16)
+    assert set(np.unique(samples)) <= {0.0, 1.0}
+    assert f"wrote {out} (4 samples after 20 Gibbs steps)" in capsys.readouterr().out
+    assert main(["sample", str(run_dir / "model.npz"), "-n", "2", "--steps", "5", "--mean", "-o", str(out)]) == 0
+    means = np.load(out)
+    assert means.shape == (2, 16) and np.all((means > 0) & (means < 1))
+
+
+def test_sample_writes_png(run_dir, tmp_path):
+    pytest.importorskip("matplotlib")
+    assert main(["sample", str(run_dir), "-n", "9", "--steps", "10", "-o", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").read_bytes()[:8] == PNG
+    assert main(["sample", str(run_dir), "-n", "2", "--steps", "1"]) == 0  # default: RUN_DIR/samples-2.png
+    assert (run_dir / "samples-2.png").read_bytes()[:8] == PNG
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["train", "rbm", "--data", "mnist"], "--data mnist: not a data set name or a known file type"),
+    (["train", "rbm", "--data", "missing.npy"], "--data missing.npy: no such file"),
+    (["train", "rbm", "--data", "bars:x"], "bars:N takes a positive integer N"),
+    (["train", "rbm", "--data", "bars", "--set", "nv=20"], "has 20 units (--set nv=20); change or drop that setting"),
+    (["train", "class_rbm", "--data", "bars"], "observes 2 layers (x, y)"),
+    (["train", "dbn", "--data", "bars"], "model dbn is a stack"),
+    (["train", "rbm", "--data", "bars", "--lr", "0"], "fit: lr must be a positive number"),
+    (["train", "rbm", "--data", "bars", "--validation-fraction", "1"], "--validation-fraction must be in [0, 1)"),
+    (["train", "rbn", "--data", "bars"], "no such model file or standard-library model: 'rbn'"),
+])
+def test_train_errors_are_one_line(tmp_path, capsys, arguments, message):
+    assert main(arguments + ["-o", str(tmp_path / "run")]) == 1
+    captured = capsys.readouterr()
+    assert message in captured.err
+    assert len(captured.err.strip().splitlines()) == 1 and "Traceback" not in captured.err
+    assert not (tmp_path / "run").exists()
+
+
+def test_sample_errors_are_one_line(tmp_path, capsys):
+    assert main(["sample", str(tmp_path / "nowhere")]) == 1
+    assert capsys.readouterr().err.strip() == f"error: no such run directory: {tmp_path / 'nowhere'}"
+    assert main(["sample", str(tmp_path)]) == 1
+    assert f"{tmp_path} holds no model.npz" in capsys.readouterr().err
+    assert main(["sample", str(tmp_path), "-o", "x.txt"]) == 1
+
+
+def test_sample_refuses_other_outputs(run_dir, capsys):
+    assert main(["sample", str(run_dir), "-o", "samples.txt"]) == 1
+    assert "-o takes a .png or .npy file" in capsys.readouterr().err
+
+
+def test_bad_data_exits_1_without_traceback_in_a_process(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "pgmdsl.cli", "train", "rbm", "--data", "nothing.csv", "-o",
+                             str(tmp_path / "run")], capture_output=True, text=True)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: --data nothing.csv: not a data set name") and "Traceback" not in result.stderr
+
+
+def test_an_unwritable_run_directory_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    assert main(["train", "rbm", "--data", "bars", "--epochs", "1", "-o", str(tmp_path / "file")]) == 1
+    assert capsys.readouterr().err == f"error: -o {tmp_path / 'file'}: exists and is not a directory\n"
