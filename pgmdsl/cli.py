@@ -105,7 +105,39 @@ def train_command(args) -> int:
     for line in notes:
         print(line)
     print(f"wrote {run_dir}{os.sep}: {', '.join(path.name for path in written + pictures)}")
+    _print_evaluation(compiled, {"train": train, "validation": validation}, args, run_dir)
     print(f"draw more samples with: pgmdsl sample {run_dir} -n 64")
+    return 0
+
+
+def _print_evaluation(compiled, sets: dict, args, run_dir: Path) -> None:
+    import json
+
+    from .evaluate.report import evaluate, lines
+
+    if args.ais_runs == 0 and not args.exact:
+        return
+    print("evaluating...", flush=True)
+    result = evaluate(compiled, sets, ais_runs=args.ais_runs, distributions=args.ais_distributions,
+                      force_exact=args.exact, reference=sets.get("train"), seed=getattr(args, "seed", 0))
+    print("evaluation:")
+    for line in lines(result):
+        print(line)
+    (run_dir / "evaluation.json").write_text(json.dumps(result, indent=2, default=float), encoding="utf-8")
+
+
+def eval_command(args) -> int:
+    from .runtime.checkpoint import load_trained
+    from .runtime.datasets import load_data
+
+    run = Path(args.run)
+    checkpoint = run if run.is_file() else run / "model.npz"
+    if not checkpoint.is_file():
+        raise DSLError(f"no checkpoint at {checkpoint} (make one with: pgmdsl train MODEL --data ... -o {run})")
+    compiled = load_trained(checkpoint)
+    data = load_data(args.data, dtype=compiled.dtype.name)
+    print(f"evaluating {compiled.model.name} from {checkpoint} on {args.data} ({len(data)} rows)", flush=True)
+    _print_evaluation(compiled, {"data": data}, args, checkpoint.parent)
     return 0
 
 
@@ -161,6 +193,7 @@ COMMANDS = {
     "compile": (compile_command, "print (or write with -o) the generated Python module of a model"),
     "train": (train_command, "train a model on a data set; write its checkpoint, metrics and pictures to a run directory"),
     "sample": (sample_command, "draw samples from a trained run (its model.npz) by Gibbs sampling"),
+    "eval": (eval_command, "evaluate a trained run on data: log Z (exact or AIS), log-likelihood, pseudo-likelihood"),
 }
 
 
@@ -171,6 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         if name == "sample":
             _add_sample_arguments(sub)
+            continue
+        if name == "eval":
+            sub.add_argument("run", metavar="RUN_DIR", help="a directory written by `pgmdsl train` (or its model.npz)")
+            sub.add_argument("--data", required=True, metavar="SPEC", help="the rows to evaluate")
+            _add_evaluation_arguments(sub)
             continue
         _add_model_arguments(sub)
         if name == "train":
@@ -203,6 +241,15 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rows held out for the free-energy gap (default 0.1; 0 for none)")
     parser.add_argument("-o", "--output", required=True, metavar="RUN_DIR",
                         help="writes model.npz, metrics.csv, metrics.json and (with matplotlib) PNG pictures here")
+    _add_evaluation_arguments(parser)
+
+
+def _add_evaluation_arguments(parser: argparse.ArgumentParser, default_runs: int = 100) -> None:
+    parser.add_argument("--ais-runs", type=int, default=default_runs,
+                        help=f"AIS runs when log Z cannot be enumerated (default {default_runs}; 0: skip)")
+    parser.add_argument("--ais-distributions", type=int, default=None,
+                        help="intermediate distributions (default: the 14,500 of Salakhutdinov and Murray)")
+    parser.add_argument("--exact", action="store_true", help="enumerate for log Z even when it is large")
 
 
 def _add_sample_arguments(parser: argparse.ArgumentParser) -> None:

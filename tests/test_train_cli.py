@@ -132,3 +132,21 @@ def test_an_unwritable_run_directory_is_one_line(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     assert main(["train", "rbm", "--data", "bars", "--epochs", "1", "-o", str(tmp_path / "file")]) == 1
     assert capsys.readouterr().err == f"error: -o {tmp_path / 'file'}: exists and is not a directory\n"
+
+
+def test_train_prints_an_evaluation_and_eval_evaluates_a_run(tmp_path, capsys):
+    import json
+
+    run = tmp_path / "bars-run"
+    assert main(["train", "rbm", "--data", "bars", "--set", "nh=4", "--epochs", "2", "--batch-size", "8",
+                 "--validation-fraction", "0", "-o", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "evaluation:" in out and "exact, 16 states enumerated" in out
+    assert "log-likelihood" in out and "pseudo-log-likelihood" in out
+    result = json.loads((run / "evaluation.json").read_text())
+    assert result["log_z"]["method"] == "exact" and result["train"]["rows"] == 32
+    assert main(["eval", str(run), "--data", "bars", "--ais-runs", "20", "--ais-distributions", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "evaluating rbm" in out and "log Z" in out
+    assert main(["eval", str(tmp_path / "missing"), "--data", "bars"]) == 1
+    assert "no checkpoint" in capsys.readouterr().err

@@ -1,0 +1,81 @@
+"""The evaluation a run prints: log Z (exact where feasible, else AIS), likelihoods, PL, reconstruction."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DSLError
+from .ais import ais, default_schedule
+from .bound import lower_bound
+from .exact import MAX_STATES, cheapest, exact_log_z
+from .exact import log_likelihood as exact_log_likelihood
+from .pseudo import pseudo_log_likelihood
+from .states import log2_count
+
+
+def evaluate(compiled, sets: dict, ais_runs: int = 100, distributions: int | None = None, force_exact: bool = False,
+             reference=None, seed: int = 0) -> dict:
+    """Metrics for each named data set (e.g. train, validation): per-row means, and how log Z was found.
+
+    reference: the rows whose marginals define AIS's base model (default: the first set).
+    """
+    from ..runtime.train import as_data, reconstruction_error
+
+    sets = {name: as_data(compiled, rows) for name, rows in sets.items() if rows is not None}
+    result = {"log_z": _log_z(compiled, reference if reference is not None else next(iter(sets.values())),
+                              ais_runs, distributions, force_exact, seed)}
+    log_z = result["log_z"]["value"]
+    for name, rows in sets.items():
+        metrics = {"rows": len(next(iter(rows.values())))}
+        metrics["reconstruction"] = reconstruction_error(compiled, rows)
+        try:
+            metrics["pseudo_log_likelihood"] = float(np.mean(pseudo_log_likelihood(compiled, rows)))
+        except DSLError:
+            pass
+        if log_z is not None:
+            try:
+                metrics["log_likelihood"] = float(np.mean(exact_log_likelihood(compiled, rows, log_z)))
+            except DSLError:
+                metrics["log_likelihood_lower_bound"] = float(np.mean(lower_bound(compiled, rows, log_z)))
+        result[name] = metrics
+    return result
+
+
+def _log_z(compiled, data, runs, distributions, force_exact, seed) -> dict:
+    try:
+        summed, layers = cheapest(compiled)
+        states = 2 ** log2_count(layers)
+    except DSLError:
+        states = float("inf")
+    if force_exact or states <= MAX_STATES:
+        return {"value": exact_log_z(compiled), "method": "exact", "states": states}
+    if runs <= 0:
+        return {"value": None, "method": "none"}
+    schedule = default_schedule() if distributions is None else np.linspace(0, 1, distributions + 1)
+    estimate = ais(compiled, data, runs=runs, schedule=schedule, seed=seed, progress=False)
+    return {"value": estimate.log_z, "method": "ais", "low": estimate.log_z_low, "high": estimate.log_z_high,
+            "runs": runs, "distributions": estimate.distributions}
+
+
+def lines(result: dict) -> list[str]:
+    """The result as aligned text lines for a terminal."""
+    log_z = result["log_z"]
+    if log_z["method"] == "exact":
+        how = f"exact, {log_z['states']:.3g} states enumerated"
+    elif log_z["method"] == "ais":
+        how = (f"AIS, {log_z['runs']} runs x {log_z['distributions']} distributions; "
+               f"log(Z +- 3 s.e.) in [{log_z['low']:.3f}, {log_z['high']:.3f}]")
+    else:
+        how = "not estimated"
+    text = [f"  log Z                  {log_z['value']:9.4f}  ({how})" if log_z["value"] is not None
+            else f"  log Z                  ({how})"]
+    labels = {"log_likelihood": "log-likelihood", "log_likelihood_lower_bound": "log-likelihood >=",
+              "pseudo_log_likelihood": "pseudo-log-likelihood", "reconstruction": "reconstruction error"}
+    for name, metrics in result.items():
+        if name == "log_z":
+            continue
+        for key, label in labels.items():
+            if key in metrics:
+                unit = "mean squared, per unit" if key == "reconstruction" else "nats per row"
+                text.append(f"  {label:22s} {metrics[key]:9.4f}  {unit}, {name} ({metrics['rows']} rows)")
+    return text
