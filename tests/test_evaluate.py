@@ -189,3 +189,19 @@ def test_fit_monitors_exact_and_pseudo_likelihood():
     assert row["validation_pseudo_log_likelihood"] == pytest.approx(np.mean(pseudo_log_likelihood(c, data[30:])))
     with pytest.raises(DSLError, match="unknown monitor 'nll'"):
         c.fit(data, monitor="nll")
+
+
+def test_entropies_of_each_unit_type_match_enumeration():
+    from pgmdsl.evaluate.bound import entropy
+
+    c = compiled("conv_rbm", DISCRETE["conv_rbm"])
+    rng = np.random.default_rng(2)
+    v = rng.integers(0, 2, (1, 1, 4, 4)).astype(float)
+    mean = np.asarray(c.mean("h", {"v": v}))
+    states = exact.layer_states(c.layers["h"], (2, 2))
+    weights = exact.log_normalise(-exact.conv_rbm({k: np.asarray(x) for k, x in c.params.items()},
+                                                  {"v": np.repeat(v, len(states), 0), "h": states}))
+    assert entropy(c, "h", mean)[0] == pytest.approx(-np.sum(weights * np.log(weights)), abs=1e-9)
+    y = compiled("class_rbm", DISCRETE["class_rbm"])
+    probabilities = np.array([[0.2, 0.3, 0.5]])
+    assert entropy(y, "y", probabilities)[0] == pytest.approx(-np.sum(probabilities * np.log(probabilities)))

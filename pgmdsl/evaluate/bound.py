@@ -34,9 +34,8 @@ def entropy(compiled, name: str, mean) -> np.ndarray:
     mu = np.clip(np.asarray(mean.get() if hasattr(mean, "get") else mean, dtype=np.float64), 1e-12, 1 - 1e-12)
     rows = len(mu)
     if info["update"] == "pooled":
-        from ..runtime.sampling import _host_blocks
-
-        blocks = _host_blocks(mu, compiled.model.layer(name).pooling.block)
+        blocks = compiled.module._blocks(compiled.xp.asarray(mu), compiled.model.layer(name).pooling.block)
+        blocks = np.clip(np.asarray(blocks.get() if hasattr(blocks, "get") else blocks), 1e-12, 1)
         off = np.clip(1 - blocks.sum(-1), 1e-12, 1)
         return -(np.sum(blocks * np.log(blocks), axis=(-1,)) + off * np.log(off)).reshape(rows, -1).sum(1)
     if info["unit"] == "onehot":

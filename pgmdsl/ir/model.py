@@ -8,6 +8,7 @@ of summands, each summed over its own indices.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import prod
 from typing import Iterator
 
 from ..source import SourceSpan
@@ -39,10 +40,7 @@ class Layer:
 
     @property
     def size(self) -> int:
-        total = 1
-        for extent in self.shape:
-            total *= extent
-        return total
+        return prod(self.shape)
 
 
 @dataclass(frozen=True)
@@ -70,10 +68,7 @@ class Param:
 
     @property
     def size(self) -> int:
-        total = 1
-        for extent in self.shape:
-            total *= extent
-        return total
+        return prod(self.shape)
 
 
 @dataclass(frozen=True)

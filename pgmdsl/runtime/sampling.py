@@ -57,16 +57,3 @@ def initial_state(compiled, rows: int, rng, given: dict | None = None) -> dict:
         state[name] = xp.asarray(value, dtype=compiled.dtype)
     return state
 
-
-def _host_blocks(values, pool):
-    """(rows, ..., H, W) -> (rows, ..., H/ph, W/pw, ph*pw) on the host (for entropies of pooled layers)."""
-    import numpy as np
-
-    k = len(pool)
-    lead = values.shape[: values.ndim - k]
-    split = lead
-    for extent, size in zip(values.shape[values.ndim - k:], pool):
-        split += (extent // size, size)
-    inner = [len(lead) + 2 * i + 1 for i in range(k)]
-    blocks = np.moveaxis(values.reshape(split), inner, list(range(-k, 0)))
-    return blocks.reshape(blocks.shape[: blocks.ndim - k] + (-1,))
