@@ -205,3 +205,15 @@ def test_entropies_of_each_unit_type_match_enumeration():
     y = compiled("class_rbm", DISCRETE["class_rbm"])
     probabilities = np.array([[0.2, 0.3, 0.5]])
     assert entropy(y, "y", probabilities)[0] == pytest.approx(-np.sum(probabilities * np.log(probabilities)))
+
+
+def test_default_schedule_and_free_energy_gap():
+    from pgmdsl.evaluate import default_schedule, free_energy_gap
+
+    betas = default_schedule()
+    assert len(betas) - 1 == 14500 and betas[0] == 0 and betas[-1] == 1
+    assert np.all(np.diff(betas) > 0) and np.isclose(np.diff(betas)[-1], 1e-5)
+    c = compiled("rbm", DISCRETE["rbm"])
+    train, held = exact.layer_states(c.layers["v"])[:8], exact.layer_states(c.layers["v"])[8:]
+    expected = np.mean(c.free_energy({"v": held})) - np.mean(c.free_energy({"v": train}))
+    assert free_energy_gap(c, train, held) == pytest.approx(expected)
