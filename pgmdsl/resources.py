@@ -6,6 +6,7 @@ they are the top-level folders beside the package.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -36,3 +37,15 @@ def backends_dir() -> Path:
 def standard_models() -> list[str]:
     """Names of the standard-library models (one per .dgm file, terms excluded)."""
     return sorted(p.stem for p in models_dir().glob("*.dgm") if p.stem != "terms")
+
+
+def cache_dir() -> Path:
+    """The user's pgmdsl cache (generated modules, the parser tables), never inside the package.
+
+    PGMDSL_CACHE_DIR if set, else XDG_CACHE_HOME/pgmdsl, else ~/.cache/pgmdsl.
+    """
+    root = os.environ.get("PGMDSL_CACHE_DIR")
+    if root:
+        return Path(root)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "pgmdsl"

@@ -13,9 +13,13 @@ class SourceText:
     text: str
 
     def line(self, number: int) -> str:
-        """The 1-based line `number`, without its newline ('' past the end)."""
-        lines = self.text.splitlines()
-        return lines[number - 1] if 0 < number <= len(lines) else ""
+        """The 1-based line `number`, without its newline ('' past the end).
+
+        Lines end at "\n" only, as the parser counts them: str.splitlines would
+        also split at form feeds and other separators and show the wrong line.
+        """
+        lines = self.text.split("\n")
+        return lines[number - 1].removesuffix("\r") if 0 < number <= len(lines) else ""
 
 
 @dataclass(frozen=True)

@@ -49,8 +49,9 @@ def test_malformed_file_is_rejected_with_its_expected_error(path: Path):
     # The rendered form is what the CLI prints: file:line:col: error: message, then a caret excerpt.
     text = str(error)
     assert text.startswith(f"{error.filename}:{line}:{column}: error: {message}")
-    excerpt = text.splitlines()[1:3]
+    excerpt = text.split("\n")[1:3]
     assert len(excerpt) == 2 and "^" in excerpt[1]
+    assert excerpt[0] == "    " + where.read_text(encoding="utf-8").split("\n")[line - 1].rstrip("\r")
     assert excerpt[1].index("^") == len("    ") + column - 1
 
 
@@ -111,3 +112,31 @@ def test_term_indices_are_not_captured_by_the_callers_names():
 def test_standard_library_still_loads():
     for name in ["rbm", "gbrbm", "mcrbm", "conv_rbm", "bm", "dbm", "dbn", "class_rbm", "crbm"]:
         pgmdsl.load(name)
+
+
+def test_long_sum_below_the_depth_limit_loads():
+    """The parser's depth limit (corpus: expression_too_deep) leaves room for long energies."""
+    energy = " - ".join(["a[i]*v[i]"] * 150)
+    model = pgmdsl.parse(f"model m(nv: int = 4)\nvisible v[nv]: binary\nparam a[nv] = 0\nenergy = {energy}\n", "long.dgm")
+    assert len(model.terms) == 150
+    model.summary()
+
+
+def test_chain_of_lets_each_used_twice_compiles_in_linear_time():
+    """Regression: looking through lets was exponential (2^n for n lets each using the next twice)."""
+    n = 30
+    lets = "\n".join(f"let u{k}[i] = u{k + 1}[i] + u{k + 1}[i] * u{k + 1}[i]" for k in range(n))
+    params = "\n".join(f"let p{k}[i] = p{k + 1}[i] + p{k + 1}[i]" for k in range(n))
+    model = pgmdsl.parse(
+        f"model m(nv: int = 4)\nvisible v[nv]: binary\nparam a[nv] = 0\n{lets}\nlet u{n}[i] = v[i]\n"
+        f"{params}\nlet p{n}[i] = a[i]\nenergy = -u0[i] - p0[i] * v[i]\n",
+        "chain.dgm",
+    )
+    assert model.schedule and model.graph.number_of_nodes() == 3
+    model.summary()
+
+
+def test_size_override_suggests_a_close_name():
+    with pytest.raises(pgmdsl.DSLError) as caught:
+        pgmdsl.load("rbm", nvv=3)
+    assert caught.value.message == "model 'rbm' has no size 'nvv' (its sizes: nv, nh) (did you mean 'nv'?)"

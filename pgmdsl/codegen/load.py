@@ -18,14 +18,6 @@ from pathlib import Path
 from .. import __version__, resources
 
 
-def cache_dir() -> Path:
-    root = os.environ.get("PGMDSL_CACHE_DIR")
-    if root:
-        return Path(root)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "pgmdsl"
-
-
 def cache_key(model, backend: str, dtype: str) -> str:
     digest = hashlib.sha256()
     for part in (model.source, model.name, repr(sorted(model.sizes.items())), backend, dtype, __version__):
@@ -45,7 +37,7 @@ def _compiler_files() -> list[Path]:
 
 
 def read_cached(key: str) -> str | None:
-    path = cache_dir() / f"{key}.py"
+    path = resources.cache_dir() / f"{key}.py"
     try:
         return path.read_text(encoding="utf-8")
     except OSError:
@@ -54,7 +46,7 @@ def read_cached(key: str) -> str | None:
 
 def write_cached(key: str, source: str) -> None:
     """Atomic write; a cache that cannot be written is skipped, not an error."""
-    directory = cache_dir()
+    directory = resources.cache_dir()
     try:
         directory.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")

@@ -17,7 +17,25 @@ from .transformer import ToAst
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
     grammar = resources.grammar_path().read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True, cache=True)
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True, cache=_table_cache())
+
+
+def _table_cache() -> str | bool:
+    """Where Lark keeps the analysed grammar: the user's own cache directory, never a shared /tmp.
+
+    Lark pickles its tables; a file in a world-writable directory could be
+    planted by another user, so without a private directory there is no cache.
+    """
+    import sys
+
+    import lark
+
+    directory = resources.cache_dir()
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError:
+        return False
+    return str(directory / f"grammar-lark{lark.__version__}-py{sys.version_info[0]}{sys.version_info[1]}.cache")
 
 
 def parse_text(text: str, filename: str = "<string>") -> ast.File:

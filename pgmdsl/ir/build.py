@@ -29,6 +29,7 @@ class ModelScope:
         self.let_defs: dict[str, ast.LetDef] = {}
         self.lets: dict[str, Let] = {}
         self._building: list[str] = []
+        self._depends: dict[str, bool] = {}
         self.summands = SummandBuilder(self)
 
     def define(self, ident: ast.Identifier, what: str) -> str:
@@ -64,9 +65,11 @@ class ModelScope:
             return True
         if name not in self.let_defs:
             return False
-        return any(
-            self.depends_on_layers(ref.name) for s in self.let(name).summands for ref in s.refs()
-        )
+        if name not in self._depends:  # cached: chains of lets would otherwise cost exponential time
+            self._depends[name] = any(
+                self.depends_on_layers(ref.name) for s in self.let(name).summands for ref in s.refs()
+            )
+        return self._depends[name]
 
     def describe(self, name: str) -> str | None:
         if name in self.defined:

@@ -65,12 +65,15 @@ def factor_graph(model: ModelIR) -> nx.Graph:
     return graph
 
 
-def _all_refs(model: ModelIR, summand):
+def _all_refs(model: ModelIR, summand, seen: set[str] | None = None):
+    """Every reference in the summand and, once each, in the lets it uses."""
+    seen = set() if seen is None else seen
     for ref in summand.refs():
         yield ref
-        if ref.kind == "let":
+        if ref.kind == "let" and ref.name not in seen:
+            seen.add(ref.name)
             for inner in model.let(ref.name).summands:
-                yield from _all_refs(model, inner)
+                yield from _all_refs(model, inner, seen)
 
 
 def interaction_graph(model: ModelIR) -> nx.Graph:

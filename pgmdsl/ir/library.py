@@ -73,6 +73,9 @@ class Library:
         return scope
 
     def _import(self, statement: ast.Import, directory: Path) -> FileScope:
+        if not statement.path.endswith(".dgm"):
+            # Only model files: an import of any other file would echo its first lines in the syntax error.
+            raise DSLError(f"can only import .dgm files, not '{statement.path}'", statement.span)
         candidates = [directory / statement.path, resources.models_dir() / statement.path]
         target = next((c.resolve() for c in candidates if c.is_file()), None)
         if target is None:
