@@ -35,6 +35,7 @@ class Context:
         self.table = SymbolTable(model, frozenset())
         self._counter = 0
         self.jacobians: dict = {}
+        self._depends: dict[tuple[str, str], bool] = {}
         self.let_forms: dict[str, list[ScalarForm]] = {}
         positive = set()
         for let in _let_order(model):
@@ -57,11 +58,14 @@ class Context:
         raise KeyError(name)
 
     def depends(self, let: str, target: str) -> bool:
-        for summand in self.model.let(let).summands:
-            for ref in summand.refs():
-                if ref.name == target or (ref.kind == "let" and self.depends(ref.name, target)):
-                    return True
-        return False
+        """Whether a let reads `target`, directly or through other lets (memoised: chains may share lets)."""
+        key = (let, target)
+        if key not in self._depends:
+            self._depends[key] = any(
+                ref.name == target or (ref.kind == "let" and self.depends(ref.name, target))
+                for summand in self.model.let(let).summands for ref in summand.refs()
+            )
+        return self._depends[key]
 
 
 def _let_order(model: ModelIR):

@@ -10,6 +10,7 @@ cleanly to array code).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import sympy
 
@@ -85,8 +86,13 @@ def batched(model: ModelIR, name: str, kind: str) -> bool:
     if kind == "layer":
         return True
     if kind == "let":
-        return any(batched(model, r.name, r.kind) for s in model.let(name).summands for r in s.refs())
+        return _batched_let(model, name)
     return False
+
+
+@lru_cache(maxsize=4096)
+def _batched_let(model: ModelIR, name: str) -> bool:
+    return any(batched(model, r.name, r.kind) for s in model.let(name).summands for r in s.refs())
 
 
 def scalar_form(model: ModelIR, summand: Summand, table: SymbolTable, free=(), label="") -> ScalarForm:
