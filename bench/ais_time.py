@@ -34,11 +34,13 @@ def main() -> None:
     print(machine())
     full = default_schedule()
     schedule = full if args.distributions == 14500 else np.linspace(0, 1, args.distributions + 1)
-    for dtype in args.dtypes:
+    weights = rng.normal(0, 0.05, (784, 500))
+    hidden_biases = rng.normal(-1, 0.5, 500)
+    p = np.clip(data.mean(0), 0.01, 0.99)
+    for dtype in args.dtypes:  # the same model in each precision
         c = pgmdsl.load("rbm", nv=784, nh=500).compile(dtype=dtype)
-        c.params["W"][...] = rng.normal(0, 0.05, (784, 500))
-        c.params["b"][...] = rng.normal(-1, 0.5, 500)
-        p = np.clip(data.mean(0), 0.01, 0.99)
+        c.params["W"][...] = weights
+        c.params["b"][...] = hidden_biases
         c.params["a"][...] = np.log(p / (1 - p))
         started = time.perf_counter()
         estimate = ais(c, data, runs=args.runs, schedule=schedule, progress=False)
