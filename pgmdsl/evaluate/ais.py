@@ -126,6 +126,7 @@ def ais(compiled, data, runs: int = 100, schedule=None, seed: int = 0, progress:
     order = [n for n in sweep_order(compiled) if n in kept or n in summed]
     log_w = np.zeros(runs)
     pair = xp.zeros(2, dtype=dtype)
+    sampler = rng if xp is np else compiled.random(seed)  # the generated samplers draw on the backend's device
     for k in tqdm(range(1, len(betas)), desc="AIS", unit="beta", disable=not progress, mininterval=1.0):
         previous, current = betas[k - 1], betas[k]
         pair[0], pair[1] = previous, current
@@ -133,7 +134,7 @@ def ais(compiled, data, runs: int = 100, schedule=None, seed: int = 0, progress:
         base = _base_energy(compiled, state, fields)
         difference = (free[0] - free[1]) + (1 - previous) * base - (1 - current) * base
         log_w += np.asarray(_host(difference), dtype=np.float64)
-        _transition(compiled, state, order, fields, current, rng)
+        _transition(compiled, state, order, fields, current, sampler)
     return _estimate(log_w, log_z_base, len(betas) - 1)
 
 

@@ -139,6 +139,10 @@ class Compiled:
             gradient[param.name] = constrain(param, self.xp.broadcast_to(difference, param.shape), self.xp)
         return gradient
 
+    def random(self, seed: int = 0):
+        """A random generator for this backend's samplers (numpy's, or cupy's on the GPU)."""
+        return self.xp.random.default_rng(seed)
+
     # ---- fast paths for the runtime (no checks) ----
     def module_mean(self, layer: str, state: dict):
         return getattr(self.module, f"mean_{layer}")(self.params, state)
@@ -177,7 +181,7 @@ class Compiled:
         fixes units by clamping a layer and restoring the free units yourself: see `inpaint`)."""
         from .sampling import gibbs, initial_state
 
-        rng = np.random.default_rng(seed)
+        rng = self.random(seed)
         clamp = {k: self._rows(k, v, n) for k, v in (clamp or {}).items()}
         init = {k: self._rows(k, v, n) for k, v in (init or {}).items()}
         state = initial_state(self, n, rng, {**init, **clamp})
@@ -187,7 +191,7 @@ class Compiled:
         """Sample the unknown units of `layer` given the known ones (`known`: boolean mask like values)."""
         from .sampling import initial_state, sweep_order
 
-        rng = np.random.default_rng(seed)
+        rng = self.random(seed)
         values = self._state({layer: values}, [layer])[layer]
         known = self.xp.asarray(np.broadcast_to(np.asarray(known, bool), values.shape))
         state = initial_state(self, len(values), rng, {layer: values})

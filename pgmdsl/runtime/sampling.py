@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
+from ..errors import DSLError
 
 
 def sweep_order(compiled, clamped=()) -> list[str]:
@@ -43,15 +43,15 @@ def initial_state(compiled, rows: int, rng, given: dict | None = None) -> dict:
         shape = (rows,) + tuple(info["shape"])
         unit = info["unit"]
         if info["role"] == "input":
-            raise ValueError(f"input layer '{name}' must be given")
+            raise DSLError(f"input layer '{name}' is observed, never sampled: give its values (clamp=...)")
         if unit == "gaussian":
             value = rng.standard_normal(shape)
         elif unit == "spin":
             value = 2.0 * (rng.random(shape) < 0.5) - 1
         elif unit == "onehot":
-            value = np.eye(shape[-1])[rng.integers(0, shape[-1], shape[:-1])]
+            value = xp.eye(shape[-1])[rng.integers(0, shape[-1], shape[:-1])]
         elif info["update"] == "pooled":
-            value = np.zeros(shape)
+            value = xp.zeros(shape)
         else:
             value = (rng.random(shape) < 0.5).astype(float)
         state[name] = xp.asarray(value, dtype=compiled.dtype)

@@ -95,7 +95,8 @@ class Trainer:
             if name not in self.MONITORS:
                 raise DSLError(f"fit: unknown monitor '{name}' (monitors: {', '.join(self.MONITORS)})")
         self.path = Path(checkpoint) if checkpoint else None
-        self.rng = np.random.default_rng(self.options.seed)
+        self.rng = np.random.default_rng(self.options.seed)  # shuffles, chain starts; saved in checkpoints
+        self.sampler = self.rng  # the generated samplers' generator (on the GPU: reseeded each epoch from rng)
         self.velocity = {k: compiled.xp.zeros_like(v) for k, v in compiled.params.items()}
         self.chains = None
         self.activity: dict[str, list] = {}
@@ -160,6 +161,7 @@ class Trainer:
         for epoch in epochs:
             started = time.perf_counter()
             permutation = self.rng.permutation(self.rows)
+            self.sampler = self.c.random(int(self.rng.integers(2**63))) if self.c.xp is not np else self.rng
             inner = tqdm(range(batches), leave=False, unit="batch", disable=quiet or o.verbose < 2)
             for b in inner:
                 rows = permutation[b * o.batch_size:(b + 1) * o.batch_size]
@@ -240,7 +242,7 @@ class Trainer:
             for name in c.marginalised:
                 state[name] = c.module_mean(name, state)
             for name in self.latent:
-                state[name] = c.module_sample(name, state, self.rng) if coupled else c.module_mean(name, state)
+                state[name] = c.module_sample(name, state, self.sampler) if coupled else c.module_mean(name, state)
         return state
 
     def negative(self, positive: dict, rows: int) -> dict:
@@ -260,9 +262,9 @@ class Trainer:
             for name in self.order:
                 drawer = getattr(c.module, f"draw_{name}", None)
                 if sweep == 0 and o.method == "cd" and name in self.first_class and name in positive and drawer:
-                    state[name] = drawer(positive[name], self.rng)  # CD starts from the data-phase means
+                    state[name] = drawer(positive[name], self.sampler)  # CD starts from the data-phase means
                 else:
-                    state[name] = c.module_sample(name, state, self.rng)
+                    state[name] = c.module_sample(name, state, self.sampler)
         state = {k: v for k, v in state.items() if k not in c.marginalised}
         if o.method == "pcd":
             self.chains = state
