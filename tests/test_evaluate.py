@@ -217,3 +217,12 @@ def test_default_schedule_and_free_energy_gap():
     train, held = exact.layer_states(c.layers["v"])[:8], exact.layer_states(c.layers["v"])[8:]
     expected = np.mean(c.free_energy({"v": held})) - np.mean(c.free_energy({"v": train}))
     assert free_energy_gap(c, train, held) == pytest.approx(expected)
+
+
+def test_logsumexp_is_stable():
+    from pgmdsl.evaluate.numerics import logsumexp as ours
+
+    values = np.array([[1000.0, 1000.0], [-np.inf, -np.inf], [0.0, np.log(3.0)]])
+    np.testing.assert_allclose(ours(values, axis=1), [1000 + np.log(2), -np.inf, np.log(4.0)])
+    assert ours(np.array([-1000.0, -1000.0])) == pytest.approx(-1000 + np.log(2))
+    np.testing.assert_allclose(ours(values[2:], axis=1, keepdims=True), [[np.log(4.0)]])

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp
+from .numerics import logsumexp
 
 from ..errors import DSLError, DSLUnsupportedError
 from ..runtime.sampling import sweep_order

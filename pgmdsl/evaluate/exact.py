@@ -10,7 +10,7 @@ the visible layer summed out). Sums are chunked and numerically stable.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import logsumexp
+from .numerics import logsumexp
 
 from ..errors import DSLError
 from .states import chunks, digits, log2_count

@@ -11,7 +11,7 @@ the same sum).
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import logsumexp
+from .numerics import logsumexp
 
 from ..errors import DSLError
 
