@@ -97,9 +97,7 @@ class FunctionWriter:
             if first:
                 self.line(f"{target} = {code}")
                 first = False
-            elif code.startswith("-") and not code.startswith("-("):
-                self.line(f"{target} = {target} - {code[1:]}")
-            elif code.startswith("-("):
+            elif code.startswith("-"):
                 self.line(f"{target} = {target} - {code[1:]}")
             else:
                 self.line(f"{target} = {target} + {code}")
