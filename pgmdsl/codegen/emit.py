@@ -196,6 +196,10 @@ class ModuleEmitter:
         self._function(f"precision_{layer.name}(p, s)", doc, writer, tail)
 
     def _full_field(self, name: str, shape) -> str:
+        """field_L(p, s) with its batch axis; broadcast only when no part of the field has one."""
+        kernel = self.derivation.layers[name]
+        if any(part.batched for part in kernel.field.parts):
+            return f"field_{name}(p, s)"
         return f"xp.broadcast_to(field_{name}(p, s), (batch_size(s),) + {shape})"
 
     def _annealed_field(self, name: str, shape) -> str:

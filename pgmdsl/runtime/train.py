@@ -105,6 +105,11 @@ class Trainer:
         self.latent = [n for n in compiled.kept if n not in self.data]
         self.order = sweep_order(compiled, self.frozen)
         self.first_class = next((set(step) for step in compiled.schedule if self.order and self.order[0] in step), set())
+        module = compiled.module
+        self.means = [(n, getattr(module, f"mean_{n}")) for n in compiled.marginalised]
+        self.samplers = {n: getattr(module, f"sample_{n}") for n in self.order}
+        self.drawers = {n: getattr(module, f"draw_{n}") for n in self.first_class if hasattr(module, f"draw_{n}")}
+        self._weight_cache = (None, None)
         self.biases = _hidden_biases(compiled) if self.options.sparsity_target is not None else {}
 
     # ---- state ----
@@ -162,15 +167,16 @@ class Trainer:
             started = time.perf_counter()
             permutation = self.rng.permutation(self.rows)
             self.sampler = self.c.random(int(self.rng.integers(2**63))) if self.c.xp is not np else self.rng
+            shuffled = {k: self.c.xp.asarray(v[permutation]) for k, v in self.data.items()}  # one copy an epoch
             inner = tqdm(range(batches), leave=False, unit="batch", disable=quiet or o.verbose < 2)
             for b in inner:
-                rows = permutation[b * o.batch_size:(b + 1) * o.batch_size]
+                start = b * o.batch_size
                 lr = o.learning_rate(self.updates, total)
-                self.update({k: v[rows] for k, v in self.data.items()}, lr)
+                self.update({k: v[start:start + o.batch_size] for k, v in shuffled.items()}, lr)
                 self.updates += 1
-                bad = [k for k, v in self.c.params.items() if not bool(self.c.xp.isfinite(self.c.xp.sum(v)))]
-                if bad:
-                    self._diverged(bad, epoch, good)
+            bad = [k for k, v in self.c.params.items() if not bool(self.c.xp.isfinite(self.c.xp.sum(v)))]
+            if bad:
+                self._diverged(bad, epoch, good)
             self.epoch = epoch + 1
             good = {k: v.copy() for k, v in self.c.params.items()}
             row = {"epoch": self.epoch, "lr": lr, **self.metrics(), "seconds": time.perf_counter() - started}
@@ -188,27 +194,31 @@ class Trainer:
             self.c.params[name] = value
         kept = f"; the last good checkpoint is {self.path}" if self.path and self.path.exists() else ""
         raise TrainingDiverged(
-            f"training diverged in epoch {epoch + 1} (update {self.updates}): {', '.join(bad)} became NaN or "
+            f"training diverged in epoch {epoch + 1} (by update {self.updates}): {', '.join(bad)} became NaN or "
             f"infinite; parameters restored to the end of epoch {epoch}{kept}. Try a smaller lr."
         )
 
     def update(self, batch: dict, lr: float) -> None:
+        """One step: data phase, model phase, then theta += lr (data - model statistics)."""
         c, o, xp = self.c, self.options, self.c.xp
-        batch = {k: xp.asarray(v) for k, v in batch.items()}
+        if xp is not np:  # rows handed in from the host (partial_fit)
+            batch = {k: xp.asarray(v) for k, v in batch.items()}
         rows = len(next(iter(batch.values())))
-        positive = self.infer(batch)
-        for name in c.marginalised:
-            positive[name] = c.module_mean(name, positive)
+        positive = self.infer(batch) if self.latent else dict(batch)
+        for name, mean in self.means:
+            positive[name] = mean(c.params, positive)
         negative = self.negative(positive, rows)
+        for name, mean in self.means:
+            negative[name] = mean(c.params, negative)
         chains = len(next(iter(negative.values())))
-        # the statistics come out already scaled by the learning rate: one pass fewer per parameter
-        data = c.module.statistics(c.params, positive, xp.full(rows, lr / rows, dtype=c.dtype))
-        model = c.module.statistics(c.params, self.complete(negative), xp.full(chains, lr / chains, dtype=c.dtype))
+        # one pass for both phases: the model rows weigh -lr/chains, the data rows lr/rows
+        both = {k: xp.concatenate((v, negative[k])) for k, v in positive.items()}
+        steps = c.module.statistics(c.params, both, self._weights(rows, chains, lr))
         for param in c.model.params:
             name = param.name
-            step = data[name] - model[name]
+            step = steps[name]
             if o.weight_decay and len(param.shape) >= 2:
-                step -= (lr * o.weight_decay) * c.params[name]
+                step = step - (lr * o.weight_decay) * c.params[name]
             value = c.params[name]
             if o.momentum:
                 velocity = self.velocity[name]
@@ -221,12 +231,14 @@ class Trainer:
         if self.biases:
             self.sparsity(positive, lr)
 
-    def complete(self, state: dict) -> dict:
-        """The state with the summed-out layers at their conditional means."""
-        state = dict(state)
-        for name in self.c.marginalised:
-            state[name] = self.c.module_mean(name, state)
-        return state
+    def _weights(self, rows: int, chains: int, lr: float):
+        key = (rows, chains, lr)
+        if self._weight_cache[0] != key:
+            xp = self.c.xp
+            weights = xp.concatenate((xp.full(rows, lr / rows, dtype=self.c.dtype),
+                                      xp.full(chains, -lr / chains, dtype=self.c.dtype)))
+            self._weight_cache = (key, weights)
+        return self._weight_cache[1]
 
     def infer(self, batch: dict) -> dict:
         """Data phase for latent layers the compiler keeps: mean-field (block) or Gibbs (coupled units)."""
@@ -249,7 +261,7 @@ class Trainer:
         """The model phase: k sweeps from the data (CD) or from the persistent chains (PCD)."""
         c, o = self.c, self.options
         if o.method == "pcd":
-            count = o.chains or rows
+            count = o.chains or o.batch_size
             if self.chains is None or len(next(iter(self.chains.values()))) != count:
                 self.chains = self._new_chains(count)
             state = dict(self.chains)
@@ -258,16 +270,16 @@ class Trainer:
                     state[name] = positive[name]
         else:
             state = {k: v for k, v in positive.items() if k not in c.marginalised}
+        params, cd = c.params, o.method == "cd"
         for sweep in range(o.k):
             for name in self.order:
-                drawer = getattr(c.module, f"draw_{name}", None)
-                if sweep == 0 and o.method == "cd" and name in self.first_class and name in positive and drawer:
-                    state[name] = drawer(positive[name], self.sampler)  # CD starts from the data-phase means
+                if sweep == 0 and cd and name in self.drawers and name in positive:
+                    state[name] = self.drawers[name](positive[name], self.sampler)  # CD starts from the data-phase means
                 else:
-                    state[name] = c.module_sample(name, state, self.sampler)
+                    state[name] = self.samplers[name](params, state, self.sampler)
         state = {k: v for k, v in state.items() if k not in c.marginalised}
         if o.method == "pcd":
-            self.chains = state
+            self.chains = dict(state)
         return state
 
     def _new_chains(self, count: int) -> dict:
