@@ -49,10 +49,9 @@ def tempered(beta, rank):
 
 
 def anneal(field, beta, offset):
-    """beta * field + offset; the common case beta = 1, offset = 0 costs nothing."""
-    if isinstance(beta, (int, float)) and beta == 1 and isinstance(offset, (int, float)) and offset == 0:
-        return field
-    return beta * field + offset
+    """beta * field + offset (offset None: no extra field): a tempered conditional, for AIS."""
+    field = beta * field
+    return field if offset is None else field + offset
 
 
 def spins(field, rng):

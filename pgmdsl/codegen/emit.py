@@ -202,12 +202,15 @@ class ModuleEmitter:
             return f"field_{name}(p, s)"
         return f"xp.broadcast_to(field_{name}(p, s), (batch_size(s),) + {shape})"
 
-    def _annealed_field(self, name: str, shape) -> str:
-        return f"anneal({self._full_field(name, shape)}, beta, offset)"
+    def _annealed_field(self, name: str, shape) -> list[str]:
+        """Lines leaving the field in `field`, tempered only when annealing asks for it (no cost otherwise)."""
+        return [f"field = {self._full_field(name, shape)}",
+                "if beta != 1.0 or offset is not None:",
+                "    field = anneal(field, beta, offset)"]
 
     def _mean(self, kernel: LayerKernel, layer) -> None:
         name, shape = layer.name, layer.shape
-        field = self._annealed_field(name, shape)
+        field = "field"
         if kernel.unit == "gaussian" and kernel.hessian is not None:
             body = [f"field = xp.reshape({field}, (-1, {layer.size}))",
                     f"precision = beta * precision_{name}(p, s)",
@@ -218,14 +221,15 @@ class ModuleEmitter:
             body = [f"return pooled_mean({field}, {kernel.pool})"]
         else:
             body = [f"return {MEAN[kernel.unit].format(f=field)}"]
+        body = self._annealed_field(name, shape) + body
         doc = (f"E[{name} | rest]" + (" for each unit given all other units" if kernel.update == "unitwise" else "")
                + "; at inverse temperature beta with an extra field `offset` (annealing).")
-        self.chunks.append("\n".join([f"def mean_{name}(p, s, beta=1.0, offset=0.0):", f'    """{doc}"""']
+        self.chunks.append("\n".join([f"def mean_{name}(p, s, beta=1.0, offset=None):", f'    """{doc}"""']
                                      + [f"    {b}" for b in body]))
 
     def _sample(self, kernel: LayerKernel, layer) -> None:
         name, shape = layer.name, layer.shape
-        field = self._annealed_field(name, shape)
+        field = "field"
         if kernel.update == "unitwise":
             groups = shape[:-1] if kernel.unit == "onehot" else shape
             draw = SAMPLE[kernel.unit].format(f=f"anneal(field_{name}(p, state), beta, offset)[index]")
@@ -254,8 +258,10 @@ class ModuleEmitter:
         else:
             body = [f"return {SAMPLE[kernel.unit].format(f=field)}"]
             doc = f"Draw {name} from its conditional given the rest."
+        if kernel.update != "unitwise":
+            body = self._annealed_field(name, shape) + body
         doc += " beta, offset: inverse temperature and extra field (annealing)."
-        self.chunks.append("\n".join([f"def sample_{name}(p, s, rng, beta=1.0, offset=0.0):", f'    """{doc}"""']
+        self.chunks.append("\n".join([f"def sample_{name}(p, s, rng, beta=1.0, offset=None):", f'    """{doc}"""']
                                      + [f"    {b}" for b in body]))
 
     def _draw(self, kernel: LayerKernel, layer) -> None:

@@ -141,7 +141,7 @@ def ais(compiled, data, runs: int = 100, schedule=None, seed: int = 0, progress:
 def _transition(compiled, state: dict, order, fields, beta: float, rng) -> None:
     xp = compiled.xp
     for name in order:
-        offset = 0.0
+        offset = None
         if name in fields:
             offset = xp.asarray((1 - beta) * fields[name], dtype=compiled.dtype)
         sample = getattr(compiled.module, f"sample_{name}")(compiled.params, state, rng, beta, offset)
