@@ -134,7 +134,7 @@ def ais(compiled, data, runs: int = 100, schedule=None, seed: int = 0, progress:
         base = _base_energy(compiled, state, fields)
         difference = (free[0] - free[1]) + (1 - previous) * base - (1 - current) * base
         log_w += np.asarray(_host(difference), dtype=np.float64)
-        _transition(compiled, state, order, fields, current, sampler)
+        _transition(compiled, state, order, fields, float(current), sampler)  # a Python float keeps float32 float32
     return _estimate(log_w, log_z_base, len(betas) - 1)
 
 
