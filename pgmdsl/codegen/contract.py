@@ -74,6 +74,9 @@ class ReductionWriter:
         form = reduction.form
         extents = dict(form.extents)
         extents[BATCH] = BATCH_SIZE
+        for affine, size in zip(reduction.output, reduction.shape):
+            if affine.plain is not None:  # a summand without that index (a constant in a let) spreads over it
+                extents.setdefault(affine.plain, size)
         coefficient, rest = sympy.factor_terms(form.expr).as_coeff_Mul()
         factors = [] if rest == 1 else list(sympy.Mul.make_args(rest))
         operands = [self._factor(f, form.atoms, extents) for f in factors]
