@@ -75,3 +75,25 @@ def test_user_model_matches_its_hand_written_energy(name):
     got = c.gradient(data, kept, None, weights)
     for k in expected:
         np.testing.assert_allclose(got[k], expected[k], rtol=0, atol=1e-9, err_msg=k)
+
+
+def test_a_gaussian_hidden_layer_is_integrated_out_exactly():
+    import itertools
+
+    from pgmdsl.errors import DSLUnsupportedError
+    from pgmdsl.evaluate import ais
+
+    source = """model gaussian_hidden(nv: int = 4, nh: int = 2)
+visible v[nv]: binary
+hidden h[nh]: gaussian
+param W[nv, nh] ~ normal(0, 0.3)
+param a[nv] ~ normal(0, 0.3)
+energy = h[j]^2/2 - v[i]*W[i,j]*h[j] - a[i]*v[i]"""
+    c = pgmdsl.parse(source, filename="gaussian_hidden.dgm").compile(dtype="float64", cache=False)
+    V = np.array(list(itertools.product([0, 1], repeat=4)), float)
+    fields = V @ np.asarray(c.params["W"])
+    # integral over h of exp(-|h|^2/2 + f.h) = 2 pi exp(|f|^2/2) for two units
+    closed_form = logsumexp(V @ np.asarray(c.params["a"]) + (fields**2).sum(1) / 2) + np.log(2 * np.pi)
+    assert abs(exact_log_z(c) - closed_form) < 1e-12
+    with pytest.raises(DSLUnsupportedError, match="gaussian layer 'h' would have no quadratic term"):
+        ais(c, V, schedule=[0, 1])

@@ -101,6 +101,12 @@ def ais(compiled, data, runs: int = 100, schedule=None, seed: int = 0, progress:
     if betas[0] != 0 or betas[-1] != 1 or np.any(np.diff(betas) <= 0):
         raise DSLError("an AIS schedule rises strictly from 0 to 1")
     fields = base_rates(compiled, data)
+    for name in compiled.marginalised + compiled.kept:
+        if compiled.layers[name]["unit"] == "gaussian":
+            raise DSLUnsupportedError(
+                f"AIS from a base-rate model: gaussian layer '{name}' would have no quadratic term at beta = 0 "
+                "(an improper distribution); use exact_log_z where the discrete side is small"
+            )
     xp, dtype = compiled.xp, compiled.dtype
     rng = np.random.default_rng(seed)
     summed = compiled.marginalised
