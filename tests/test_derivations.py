@@ -6,6 +6,7 @@ statistics -dF/dtheta and the exact log-likelihood gradient. Gaussian layers
 are checked against the closed form read off the (quadratic) energy.
 """
 
+import os
 from functools import lru_cache
 
 import numpy as np
@@ -31,10 +32,25 @@ TINY = {
 TOLERANCE = 1e-9
 
 
+@pytest.fixture(params=["numpy", "cupy"])
+def backend(request):
+    """Both backends pass the same exact tests."""
+    return request.param
+
+
 @lru_cache(maxsize=None)
 def compiled(name, backend="numpy"):
+    """A tiny model with random parameters; backend "cupy" runs the CuPy module on NumPy (the test seam)."""
     model = pgmdsl.load(name, **TINY[name])
-    c = model.compile(backend=backend, dtype="float64", cache=False)
+    previous = os.environ.get("PGMDSL_CUPY_STANDIN")
+    os.environ["PGMDSL_CUPY_STANDIN"] = "numpy"
+    try:
+        c = model.compile(backend=backend, dtype="float64", cache=False)
+    finally:
+        if previous is None:
+            del os.environ["PGMDSL_CUPY_STANDIN"]
+        else:
+            os.environ["PGMDSL_CUPY_STANDIN"] = previous
     rng = np.random.default_rng(sum(map(ord, name)))
     for param in model.params:
         value = rng.normal(0, 0.6, param.shape)
@@ -78,8 +94,8 @@ def energy_of(name):
 # ---- energy ----
 
 @pytest.mark.parametrize("name", TINY)
-def test_energy_matches_the_hand_written_energy(name):
-    c = compiled(name)
+def test_energy_matches_the_hand_written_energy(name, backend):
+    c = compiled(name, backend)
     state = random_state(c, layer_names(c), 7, np.random.default_rng(1))
     np.testing.assert_allclose(c.energy(state), energy_of(name)(params(c), state), rtol=0, atol=TOLERANCE)
 
@@ -90,8 +106,8 @@ CONDITIONALS = [(n, layer) for n in TINY for layer in compiled(n).sampled if dis
 
 
 @pytest.mark.parametrize("name, layer", CONDITIONALS)
-def test_discrete_conditional_matches_enumeration(name, layer):
-    c = compiled(name)
+def test_discrete_conditional_matches_enumeration(name, layer, backend):
+    c = compiled(name, backend)
     rng = np.random.default_rng(2)
     info = c.layers[layer]
     rest = random_state(c, layer_names(c), 3, rng)
@@ -117,8 +133,8 @@ def test_discrete_conditional_matches_enumeration(name, layer):
 
 
 @pytest.mark.parametrize("name, layer", [(n, l) for n, l in CONDITIONALS if compiled(n).layers[l]["update"] != "unitwise"])
-def test_discrete_samples_have_the_conditional_mean(name, layer):
-    c = compiled(name)
+def test_discrete_samples_have_the_conditional_mean(name, layer, backend):
+    c = compiled(name, backend)
     rng = np.random.default_rng(3)
     rest = random_state(c, [n for n in layer_names(c) if n != layer], 1, rng)
     many = {k: np.repeat(v, 20000, axis=0) for k, v in rest.items()}
@@ -153,8 +169,8 @@ def quadratic_form(c, name, layer, rest, row):
 
 
 @pytest.mark.parametrize("name, layer", GAUSSIAN)
-def test_gaussian_conditional_has_the_closed_form_mean_and_covariance(name, layer):
-    c = compiled(name)
+def test_gaussian_conditional_has_the_closed_form_mean_and_covariance(name, layer, backend):
+    c = compiled(name, backend)
     rng = np.random.default_rng(4)
     rest = random_state(c, [n for n in layer_names(c) if n != layer], 2, rng)
     means = np.asarray(c.mean(layer, rest)).reshape(2, -1)
@@ -172,8 +188,8 @@ def test_gaussian_conditional_has_the_closed_form_mean_and_covariance(name, laye
 
 
 @pytest.mark.parametrize("name, layer", GAUSSIAN)
-def test_gaussian_samples_pass_a_moment_test(name, layer):
-    c = compiled(name)
+def test_gaussian_samples_pass_a_moment_test(name, layer, backend):
+    c = compiled(name, backend)
     rng = np.random.default_rng(5)
     rest = random_state(c, [n for n in layer_names(c) if n != layer], 1, rng)
     g, H = quadratic_form(c, name, layer, rest, 0)
@@ -188,8 +204,8 @@ def test_gaussian_samples_pass_a_moment_test(name, layer):
 # ---- free energy ----
 
 @pytest.mark.parametrize("name", TINY)
-def test_free_energy_sums_out_the_marginalised_layers(name):
-    c = compiled(name)
+def test_free_energy_sums_out_the_marginalised_layers(name, backend):
+    c = compiled(name, backend)
     rng = np.random.default_rng(6)
     kept = random_state(c, c.kept, 4, rng)
     hidden = {m: exact.layer_states(c.layers[m], pool_of(c, m)) for m in c.marginalised}
@@ -227,8 +243,8 @@ def conditional_expectation(name, c, kept, weights):
 
 
 @pytest.mark.parametrize("name", TINY)
-def test_statistics_are_the_expected_energy_derivatives(name):
-    c = compiled(name)
+def test_statistics_are_the_expected_energy_derivatives(name, backend):
+    c = compiled(name, backend)
     rng = np.random.default_rng(7)
     kept = random_state(c, c.kept, 3, rng)
     weights = rng.uniform(0.2, 1.0, 3)
@@ -261,8 +277,8 @@ def exact_gradient(name, c, data):
 
 
 @pytest.mark.parametrize("name", FULLY_DISCRETE)
-def test_gradient_is_the_exact_log_likelihood_gradient(name):
-    c = compiled(name)
+def test_gradient_is_the_exact_log_likelihood_gradient(name, backend):
+    c = compiled(name, backend)
     rng = np.random.default_rng(8)
     visible = [n for n in c.layers if c.layers[n]["role"] == "visible"]
     data = random_state(c, visible, 5, rng)
