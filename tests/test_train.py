@@ -215,3 +215,13 @@ def check_dbn(method):
     assert stack.transform(BARS).shape == (32, 4)
     samples = np.asarray(stack.sample(3, steps=5))
     assert samples.shape == (3, 8) and np.all((samples >= 0) & (samples <= 1))
+
+
+def test_checkpoints_are_ordinary_files(tmp_path):
+    import stat
+
+    c = rbm()
+    path = c.save(tmp_path / "model.npz")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask

@@ -45,11 +45,18 @@ def save(path, compiled, training: dict | None = None) -> Path:
     try:
         with open(temporary, "wb") as stream:
             np.savez(stream, **arrays)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes files private; a checkpoint is an ordinary file
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _host(value):
