@@ -110,6 +110,9 @@ class Trainer:
         self.samplers = {n: getattr(module, f"sample_{n}") for n in self.order}
         self.drawers = {n: getattr(module, f"draw_{n}") for n in self.first_class if hasattr(module, f"draw_{n}")}
         self._weight_cache = (None, None)
+        # PCD whose chains hold exactly the observed layers: their means share the data rows' pass
+        self.stacked = (self.options.method == "pcd" and not self.latent and self.first_class
+                        and self.first_class <= set(compiled.marginalised) and self.first_class <= set(self.drawers))
         self.biases = _hidden_biases(compiled) if self.options.sparsity_target is not None else {}
 
     # ---- state ----
@@ -205,9 +208,18 @@ class Trainer:
             batch = {k: xp.asarray(v) for k, v in batch.items()}
         rows = len(next(iter(batch.values())))
         positive = self.infer(batch) if self.latent else dict(batch)
-        for name, mean in self.means:
-            positive[name] = mean(c.params, positive)
-        negative = self.negative(positive, rows)
+        chain_means = None
+        if self.stacked:  # PCD: the data rows and the chains share one pass for the summed-out layers' means
+            chains = self._chains(positive, rows)
+            both = {k: xp.concatenate((v, chains[k])) for k, v in positive.items()}
+            chain_means = {}
+            for name, mean in self.means:
+                value = mean(c.params, both)
+                positive[name], chain_means[name] = value[:rows], value[rows:]
+        else:
+            for name, mean in self.means:
+                positive[name] = mean(c.params, positive)
+        negative = self.negative(positive, rows, chain_means)
         for name, mean in self.means:
             negative[name] = mean(c.params, negative)
         chains = len(next(iter(negative.values())))
@@ -257,24 +269,34 @@ class Trainer:
                 state[name] = c.module_sample(name, state, self.sampler) if coupled else c.module_mean(name, state)
         return state
 
-    def negative(self, positive: dict, rows: int) -> dict:
-        """The model phase: k sweeps from the data (CD) or from the persistent chains (PCD)."""
+    def _chains(self, positive: dict, rows: int) -> dict:
+        """The persistent chains, made on first use; inputs and clamped layers follow the batch."""
+        count = self.options.chains or self.options.batch_size
+        if self.chains is None or len(next(iter(self.chains.values()))) != count:
+            self.chains = self._new_chains(count)
+        state = dict(self.chains)
+        for name in self.frozen:
+            if len(positive[name]) == count:
+                state[name] = positive[name]
+        return state
+
+    def negative(self, positive: dict, rows: int, chain_means: dict | None = None) -> dict:
+        """The model phase: k sweeps from the data (CD) or from the persistent chains (PCD).
+
+        The first class of the first sweep is drawn from means already computed:
+        the data phase's (CD) or the chains' (`chain_means`, PCD).
+        """
         c, o = self.c, self.options
         if o.method == "pcd":
-            count = o.chains or o.batch_size
-            if self.chains is None or len(next(iter(self.chains.values()))) != count:
-                self.chains = self._new_chains(count)
-            state = dict(self.chains)
-            for name in self.frozen:  # inputs and clamped layers follow the batch when the sizes allow
-                if len(positive[name]) == count:
-                    state[name] = positive[name]
+            state, start = self._chains(positive, rows), chain_means
         else:
             state = {k: v for k, v in positive.items() if k not in c.marginalised}
-        params, cd = c.params, o.method == "cd"
+            start = positive
+        params = c.params
         for sweep in range(o.k):
             for name in self.order:
-                if sweep == 0 and cd and name in self.drawers and name in positive:
-                    state[name] = self.drawers[name](positive[name], self.sampler)  # CD starts from the data-phase means
+                if sweep == 0 and start is not None and name in self.drawers and name in start:
+                    state[name] = self.drawers[name](start[name], self.sampler)
                 else:
                     state[name] = self.samplers[name](params, state, self.sampler)
         state = {k: v for k, v in state.items() if k not in c.marginalised}
