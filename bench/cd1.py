@@ -27,14 +27,14 @@ from common import interleaved, machine  # noqa: E402
 import pgmdsl  # noqa: E402
 
 
-def hand_written(W, a, b, v0, lr, rng, dtype, persistent=False):
-    """The reference: tight NumPy CD-1 (or PCD-1 with `persistent`)."""
+def hand_written(W, a, b, v0, lr, rng, dtype, persistent=False, xp=np):
+    """The reference: tight CD-1 (or PCD-1 with `persistent`) as one writes it by hand in NumPy (or CuPy: xp)."""
     batch = v0.shape[0]
     chains = [v0.copy()]
 
     def sigmoid(x):
-        out = np.multiply(x, 0.5)
-        np.tanh(out, out=out)
+        out = xp.multiply(x, 0.5)
+        xp.tanh(out, out=out)
         out *= 0.5
         out += 0.5
         return out
@@ -57,11 +57,17 @@ def hand_written(W, a, b, v0, lr, rng, dtype, persistent=False):
     return step
 
 
-def generated(compiled, v0, lr, method):
-    """The same step through pgmdsl's trainer (Compiled.fit's update) and the generated module."""
+def generated(compiled, v0, lr, method, sampler=None, host_rows=None):
+    """The same step through pgmdsl's trainer (Compiled.fit's update) and the generated module.
+
+    On the GPU give the host copy of the rows (host_rows) and a CuPy generator (sampler).
+    """
     from pgmdsl.runtime.train import Trainer
 
-    trainer = Trainer(compiled, v0, method=method, batch_size=len(v0), lr=lr, seed=1, verbose=0)
+    rows = v0 if host_rows is None else host_rows
+    trainer = Trainer(compiled, rows, method=method, batch_size=len(rows), lr=lr, seed=1, verbose=0)
+    if sampler is not None:
+        trainer.sampler = sampler
     batch = {"v": v0}
     return lambda: trainer.update(batch, lr)
 

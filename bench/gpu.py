@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cd1 import generated, hand_written  # noqa: E402  (the same two programs as the CPU benchmark)
 from common import machine  # noqa: E402
 
 import pgmdsl  # noqa: E402
@@ -78,48 +79,6 @@ def gpu_details(cupy) -> dict:
     }
 
 
-def hand_written(xp, W, a, b, v0, lr, rng):
-    """The reference: the tight CD-1 one writes by hand in CuPy (bench/cd1.py's, on the GPU)."""
-    batch, dtype = v0.shape[0], v0.dtype
-
-    def sigmoid(x):
-        out = xp.multiply(x, 0.5)
-        xp.tanh(out, out=out)
-        out *= 0.5
-        out += 0.5
-        return out
-
-    def step():
-        h0 = sigmoid(v0 @ W + b)
-        hs = (rng.random(h0.shape, dtype=dtype) < h0).astype(dtype)
-        pv = sigmoid(hs @ W.T + a)
-        vk = (rng.random(pv.shape, dtype=dtype) < pv).astype(dtype)
-        hk = sigmoid(vk @ W + b)
-        W[...] += (lr / batch) * (v0.T @ h0 - vk.T @ hk)
-        a[...] += lr * (v0.mean(0) - vk.mean(0))
-        b[...] += lr * (h0.mean(0) - hk.mean(0))
-
-    return step
-
-
-def generated(module, params, v0, lr, rng):
-    """The same step through the generated module's functions (the fused kernels on CuPy)."""
-    xp = module.xp
-    weights = xp.full(v0.shape[0], 1.0 / v0.shape[0], dtype=v0.dtype)
-
-    def step():
-        h0 = module.mean_h(params, {"v": v0})
-        hs = module.bernoulli(h0, rng)
-        vk = module.sample_v(params, {"h": hs}, rng)
-        hk = module.mean_h(params, {"v": vk})
-        data = module.statistics(params, {"v": v0, "h": h0}, weights)
-        model = module.statistics(params, {"v": vk, "h": hk}, weights)
-        for name, value in params.items():
-            value += lr * (data[name] - model[name])
-
-    return step
-
-
 def products(W, v0):
     """The step's five matrix products alone, at its shapes."""
     h = v0 @ W
@@ -153,13 +112,14 @@ def timed(programs: dict, synchronize, repeats: int, steps: int, warmup: int) ->
             for name, s in samples.items()}
 
 
-def agreement(cupy, compiled, v0, lr, seed) -> dict:
+def agreement(cupy, compiled, v0, host, lr, seed) -> dict:
     """One step of each GPU program from the same parameters and random stream: how far apart the updates are."""
     start = {k: v.copy() for k, v in compiled.params.items()}
-    params = {k: v.copy() for k, v in start.items()}
-    generated(compiled.module, params, v0, lr, cupy.random.default_rng(seed))()
+    generated(compiled, v0, lr, "cd", cupy.random.default_rng(seed), host)()
+    params = compiled.params
+    compiled.params = {k: v.copy() for k, v in start.items()}  # leave the model as it was
     W, a, b = (start[k].copy() for k in ("W", "a", "b"))
-    hand_written(cupy, W, a, b, v0, lr, cupy.random.default_rng(seed))()
+    hand_written(W, a, b, v0, lr, cupy.random.default_rng(seed), v0.dtype, xp=cupy)()
     differences = {k: float(cupy.abs(params[k] - mine).max()) for k, mine in (("W", W), ("a", a), ("b", b))}
     updates = {k: float(cupy.abs(params[k] - start[k]).max()) for k in ("W", "a", "b")}
     return {"max_abs_difference": differences, "max_abs_update": updates}
@@ -194,13 +154,13 @@ def main() -> int:
     compiled = model.compile(backend="cupy", dtype=args.dtype)
     compile_seconds = time.perf_counter() - start
     details = gpu_details(cupy)
-    check = agreement(cupy, compiled, v0, lr, seed=3)
+    check = agreement(cupy, compiled, v0, host, lr, seed=3)
 
     W = compiled.params["W"].copy()
     a, b = compiled.params["a"].copy(), compiled.params["b"].copy()
     programs = {
-        "generated (cupy backend)": generated(compiled.module, compiled.params, v0, lr, cupy.random.default_rng(1)),
-        "hand-written cupy": hand_written(cupy, W, a, b, v0, lr, cupy.random.default_rng(1)),
+        "generated (cupy backend)": generated(compiled, v0, lr, "cd", cupy.random.default_rng(1), host),
+        "hand-written cupy": hand_written(W, a, b, v0, lr, cupy.random.default_rng(1), v0.dtype, xp=cupy),
         "matrix products alone": products(W.copy(), v0),
     }
     synchronize = cupy.cuda.Device().synchronize
@@ -209,7 +169,7 @@ def main() -> int:
     cpu_times = {}
     if not args.no_cpu:
         cpu = model.compile(backend="numpy", dtype=args.dtype)
-        step = generated(cpu.module, cpu.params, host, lr, np.random.default_rng(1))
+        step = generated(cpu, host, lr, "cd")
         cpu_times = timed({"generated (numpy backend, CPU)": step}, lambda: None, args.repeats, args.steps, args.warmup)
 
     print(machine())

@@ -261,7 +261,6 @@ FULLY_DISCRETE = ["rbm", "bm", "dbm", "class_rbm"]
 def exact_gradient(name, c, data):
     """d/dtheta of the mean log-likelihood of the visible data, by enumeration of every state."""
     visible = [n for n in c.layers if c.layers[n]["role"] == "visible"]
-    others = [n for n in layer_names(c) if n not in visible]
     every = exact.product_state({n: exact.layer_states(c.layers[n], pool_of(c, n)) for n in layer_names(c)})
     log_joint = -energy_of(name)(params(c), every)
     derivatives = exact.energy_derivatives(energy_of(name), params(c), every)

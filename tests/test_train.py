@@ -225,3 +225,33 @@ def test_checkpoints_are_ordinary_files(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+@pytest.mark.parametrize("method", ["cd", "pcd"])
+def test_one_update_equals_a_hand_written_step(method):
+    """The trainer's CD-1 / PCD-1 update against the textbook step with the same random stream."""
+    from pgmdsl.runtime.train import Trainer
+
+    c = rbm(nv=8, nh=5)
+    rng = np.random.default_rng(4)
+    for name in c.params:
+        c.params[name] = rng.normal(0, 0.5, c.params[name].shape)
+    W, a, b = (np.array(c.params[k]) for k in "Wab")
+    v0, lr = BARS[:4], 0.1
+    trainer = Trainer(c, v0, method=method, batch_size=4, lr=lr, verbose=0, seed=0)
+    trainer.chains = {"v": BARS[4:8].copy()} if method == "pcd" else None
+    trainer.sampler = np.random.default_rng(9)
+    trainer.update({"v": v0}, lr)
+
+    draws = np.random.default_rng(9)
+    sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    h0 = sigmoid(v0 @ W + b)
+    start = BARS[4:8] if method == "pcd" else v0
+    hs = (draws.random((4, 5)) < sigmoid(start @ W + b)).astype(float)
+    vk = (draws.random((4, 8)) < sigmoid(hs @ W.T + a)).astype(float)
+    hk = sigmoid(vk @ W + b)
+    np.testing.assert_allclose(c.params["W"], W + lr * (v0.T @ h0 - vk.T @ hk) / 4, atol=1e-12)
+    np.testing.assert_allclose(c.params["a"], a + lr * (v0 - vk).mean(0), atol=1e-12)
+    np.testing.assert_allclose(c.params["b"], b + lr * (h0 - hk).mean(0), atol=1e-12)
+    if method == "pcd":
+        np.testing.assert_array_equal(trainer.chains["v"], vk)

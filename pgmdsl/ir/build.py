@@ -9,8 +9,7 @@ from __future__ import annotations
 from ..errors import DSLError, DSLNameError, DSLShapeError
 from ..frontend import ast
 from .. import units
-from . import expr as ir
-from .constants import numeric_value, size_value
+from .constants import size_value
 from .initializers import build_initializer, check_constraints
 from .model import EnergyTerm, Layer, Let, ModelIR, Pooling
 from .names import check_identifier, suggestion

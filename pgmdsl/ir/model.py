@@ -141,10 +141,6 @@ class ModelIR:
     def let(self, name: str) -> Let:
         return _find(self.lets, name)
 
-    @property
-    def size_values(self) -> dict[str, int]:
-        return dict(self.sizes)
-
 
 def _find(items, name):
     for item in items:

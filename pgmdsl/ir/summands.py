@@ -8,7 +8,7 @@ body with the arguments substituted, so it may appear only as a whole summand.
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import DSLError, DSLNameError, DSLShapeError
 from ..frontend import ast
@@ -16,6 +16,9 @@ from . import expr as ir
 from .indices import Occurrence, extents
 from .names import check_identifier, suggestion
 
+
+if TYPE_CHECKING:
+    from .model import Summand
 
 class Scope(Protocol):
     """What the expression builder needs to know about a model's names."""
@@ -181,7 +184,7 @@ class SummandBuilder:
     def __init__(self, scope: Scope):
         self.scope = scope
 
-    def build(self, piece: Piece, free: tuple[str, ...] = (), energy: bool = True) -> "ir_model.Summand":
+    def build(self, piece: Piece, free: tuple[str, ...] = (), energy: bool = True) -> "Summand":
         try:
             return self._build(piece, free, energy)
         except DSLError as error:

@@ -12,7 +12,6 @@ its last good checkpoint) when a parameter stops being finite.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -326,7 +325,7 @@ class Trainer:
     def metrics(self) -> dict:
         c = self.c
         sample = {k: v[: min(self.rows, 1000)] for k, v in self.data.items()}
-        result = {"reconstruction": float(reconstruction_error(c, sample, self))}
+        result = {"reconstruction": float(reconstruction_error(c, sample))}
         if self.validation is not None and set(c.kept) <= set(self.data):
             train = float(c.xp.mean(c.module.free_energy(c.params, {k: c.xp.asarray(v) for k, v in sample.items()})))
             held = {k: c.xp.asarray(v[:1000]) for k, v in self.validation.items()}
@@ -352,7 +351,7 @@ class Trainer:
         return result
 
 
-def reconstruction_error(compiled, data: dict, trainer: Trainer | None = None) -> float:
+def reconstruction_error(compiled, data: dict) -> float:
     """Mean squared difference between the data and its one-step mean-field reconstruction."""
     reconstructed = reconstruct(compiled, data)
     visible = [n for n in data if compiled.layers[n]["role"] == "visible"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from ..ir.expr import Affine
-from .scalar import Atom, ScalarForm
+from .scalar import ScalarForm
 
 
 @dataclass
@@ -107,9 +107,3 @@ class Derivation:
     def marginalised(self) -> tuple[str, ...]:
         return self.marginalisations[0].summed
 
-
-def atom_symbol(form: ScalarForm, atom: Atom) -> sympy.Symbol:
-    for symbol, existing in form.atoms.items():
-        if existing == atom:
-            return symbol
-    raise KeyError(atom)

@@ -9,7 +9,7 @@ cleanly to array code).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import sympy
@@ -52,10 +52,6 @@ class ScalarForm:
     extents: dict[str, int]
     free: tuple[str, ...] = ()
     label: str = ""  # where it comes from, for comments: "interaction (rbm.dgm:11)"
-    signs: dict = field(default_factory=dict)
-
-    def atoms_of(self, name: str) -> list[sympy.Symbol]:
-        return [s for s, a in self.atoms.items() if a.name == name]
 
 
 class SymbolTable:
