@@ -38,6 +38,7 @@ CHECKS = {
     "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
     "checkpoint_every": (_positive_int, "a positive integer"),
     "verbose": (lambda v: v in (0, 1, 2), "0, 1 or 2"),
+    "fused": (lambda v: isinstance(v, bool), "True or False"),
 }
 
 
@@ -63,6 +64,7 @@ class TrainingOptions:
     seed: int = 0
     checkpoint_every: int = 1
     verbose: int = 1
+    fused: bool = True  # the packed few-call update (runtime.fused) where the model allows it
 
     def __post_init__(self):
         for field in fields(self):

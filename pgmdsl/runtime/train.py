@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import DSLError
 from . import checkpoint as checkpoints
+from .fused import FusedStep, fused_reason
 from .initialize import constrain, initial_value
 from .options import options as make_options
 from .sampling import sweep_order
@@ -113,6 +114,12 @@ class Trainer:
         self.stacked = (self.options.method == "pcd" and not self.latent and self.first_class
                         and self.first_class <= set(compiled.marginalised) and self.first_class <= set(self.drawers))
         self.biases = _hidden_biases(compiled) if self.options.sparsity_target is not None else {}
+        self.fused = None
+        self.why_generic = fused_reason(compiled, self.options, self.clamp)
+        if self.why_generic is None:
+            self.fused = FusedStep(compiled, self.options, self._new_chains)
+        log.debug("%s: %s", compiled.model.name,
+                  "the packed fused update" if self.fused else f"the generic update ({self.why_generic})")
 
     # ---- state ----
     def start(self) -> None:
@@ -171,7 +178,9 @@ class Trainer:
             self.sampler = self.c.random(int(self.rng.integers(2**63))) if self.c.xp is not np else self.rng
             shuffled = {k: self.c.xp.asarray(v[permutation]) for k, v in self.data.items()}  # one copy an epoch
             inner = tqdm(range(batches), leave=False, unit="batch", disable=quiet or o.verbose < 2)
-            for b in inner:
+            if self.fused:
+                lr = self._fused_epoch(shuffled, inner, total)
+            for b in () if self.fused else inner:
                 start = b * o.batch_size
                 lr = o.learning_rate(self.updates, total)
                 self.update({k: v[start:start + o.batch_size] for k, v in shuffled.items()}, lr)
@@ -190,6 +199,21 @@ class Trainer:
             for callback in self.callbacks:
                 callback(self.c, row)
         return self.history
+
+    def _fused_epoch(self, shuffled: dict, batches, total: int) -> float:
+        """One epoch of packed updates (runtime.fused); the parameters, momentum and chains come back after it."""
+        o, fused, xp = self.options, self.fused, self.c.xp
+        fused.load(self.c.params, self.velocity, self.chains)
+        rows = xp.concatenate([shuffled[s.layer].reshape(self.rows, -1) for s in fused.layout.observed], axis=1) \
+            if len(fused.layout.observed) > 1 else shuffled[fused.layout.observed[0].layer].reshape(self.rows, -1)
+        lr = o.lr
+        for b in batches:
+            start = b * o.batch_size
+            lr = o.learning_rate(self.updates, total)
+            fused.update(rows[start:start + o.batch_size], lr, self.sampler)
+            self.updates += 1
+        self.chains = fused.store(self.c.params, self.velocity) or self.chains
+        return lr
 
     def _diverged(self, bad, epoch, good) -> None:
         for name, value in good.items():
