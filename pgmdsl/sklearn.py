@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import os
 from contextlib import nullcontext
+from functools import lru_cache
 from numbers import Integral, Real
 from pathlib import Path
 
@@ -81,8 +82,10 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     momentum : float in [0, 1), default=0.0
     weight_decay : float, default=0.0
         L2 penalty on parameters with two or more axes (the weights).
-    dtype : {"float64", "float32"}, default="float64"
-        Dtype of the compiled model, of its parameters and of `transform`'s output.
+    dtype : {"float64", "float32"} or None, default=None
+        Dtype of the compiled model, of its parameters and of `transform`'s
+        output. None: the training data's, as BernoulliRBM (float32 data
+        trains in float32; anything else in float64).
     sizes : dict or None, default=None
         Further size arguments of the model (e.g. ``{"n2": 200}`` for `dbm`).
     data_init : bool, default=False
@@ -125,7 +128,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         "k": [Interval(Integral, 1, None, closed="left")],
         "momentum": [Interval(Real, 0, 1, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "dtype": [StrOptions({"float64", "float32"})],
+        "dtype": [StrOptions({"float64", "float32"}), None],
         "sizes": [dict, None],
         "data_init": ["boolean"],
         "verbose": ["verbose"],
@@ -133,7 +136,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     }
 
     def __init__(self, n_components=256, *, model="rbm", learning_rate=0.1, batch_size=10, n_iter=10,
-                 method="pcd", k=1, momentum=0.0, weight_decay=0.0, dtype="float64", sizes=None, data_init=False,
+                 method="pcd", k=1, momentum=0.0, weight_decay=0.0, dtype=None, sizes=None, data_init=False,
                  verbose=0, random_state=None):
         self.n_components = n_components
         self.model = model
@@ -171,7 +174,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """
         X = self._validate(X, reset=True)
         init_seed, train_seed = self._seeds()
-        compiled = self._compile(X.shape[1], init_seed)
+        compiled = self._compile(X.shape[1], init_seed, X.dtype)
         self.compiled_ = compiled
         self._n_features_out = self._hidden_width()
         self._trainer = self._carried = self._gibbs_rng = None
@@ -210,7 +213,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         X = self._validate(X, reset=first)
         if first:
             init_seed, _ = self._seeds()
-            self.compiled_ = self._compile(X.shape[1], init_seed)
+            self.compiled_ = self._compile(X.shape[1], init_seed, X.dtype)
             self._n_features_out = self._hidden_width()
             self._trainer = self._carried = self._gibbs_rng = None
             self.n_iter_ = 0
@@ -352,7 +355,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
-        tags.transformer_tags.preserves_dtype = [self.dtype] if self.dtype in ("float64", "float32") else ["float64"]
+        tags.transformer_tags.preserves_dtype = [self.dtype] if self.dtype else ["float64", "float32"]
         return tags
 
     def __getstate__(self):
@@ -417,7 +420,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             "weight_decay": float(self.weight_decay),
         }
 
-    def _compile(self, n_features: int, seed: int):
+    def _compile(self, n_features: int, seed: int, data_dtype):
         from .loading import load
 
         try:
@@ -431,7 +434,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             sizes["nh"] = int(self.n_components)
         sizes.update(self.sizes or {})
         try:
-            compiled = load(self.model, **sizes).compile(dtype=self.dtype, seed=seed)
+            compiled = load(self.model, **sizes).compile(dtype=self.dtype or np.dtype(data_dtype).name, seed=seed)
         except DSLError as error:
             raise ValueError(f"model={self.model!r} with sizes {sizes}: {error.message}") from None
         observed = [n for n, info in compiled.layers.items() if info["role"] in ("visible", "input")]
@@ -457,11 +460,8 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """
         if int(self.batch_size) * n_features * self._hidden_width() > 1 << 18:
             return nullcontext()
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # pragma: no cover - scikit-learn depends on threadpoolctl
-            return nullcontext()
-        return threadpool_limits(limits=1, user_api="blas")
+        controller = _threadpools()
+        return nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")
 
     def _hidden_width(self) -> int:
         layers = self.compiled_.layers
@@ -543,3 +543,13 @@ def _snapshot(trainer) -> dict:
 
 def _host(value):
     return value.get() if hasattr(value, "get") and not isinstance(value, np.ndarray) else value
+
+
+@lru_cache(maxsize=1)
+def _threadpools():
+    """threadpoolctl's view of the loaded BLAS libraries, found once (a scan costs milliseconds per fit)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - scikit-learn depends on threadpoolctl
+        return None
+    return ThreadpoolController()

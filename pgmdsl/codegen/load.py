@@ -13,6 +13,7 @@ import linecache
 import os
 import tempfile
 import types
+from functools import lru_cache
 from pathlib import Path
 
 from .. import __version__, resources
@@ -23,12 +24,20 @@ def cache_key(model, backend: str, dtype: str) -> str:
     for part in (model.source, model.name, repr(sorted(model.sizes.items())), backend, dtype, __version__):
         digest.update(part.encode())
         digest.update(b"\0")
+    digest.update(_compiler_digest())
+    return digest.hexdigest()[:20]
+
+
+@lru_cache(maxsize=1)
+def _compiler_digest() -> bytes:
+    """A hash of the backend files and the compiler's own code (read once per process)."""
+    digest = hashlib.sha256()
     for path in sorted(resources.backends_dir().iterdir()):
         if path.is_file():
             digest.update(path.read_bytes())
     for path in _compiler_files():
         digest.update(path.read_bytes())
-    return digest.hexdigest()[:20]
+    return digest.digest()
 
 
 def _compiler_files() -> list[Path]:
@@ -63,6 +72,11 @@ def load_module(source: str, name: str) -> types.ModuleType:
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
     module = types.ModuleType(name.replace("-", "_"))
     module.__file__ = filename
-    code = compile(source, filename, "exec")
-    exec(code, module.__dict__)  # the source is generated from validated names only
+    exec(_bytecode(source, filename), module.__dict__)  # the source is generated from validated names only
     return module
+
+
+@lru_cache(maxsize=32)
+def _bytecode(source: str, filename: str) -> types.CodeType:
+    """The compiled module code, kept for the process: each fit of an estimator recompiles its model."""
+    return compile(source, filename, "exec")

@@ -38,8 +38,13 @@ def _table_cache() -> str | bool:
     return str(directory / f"grammar-lark{lark.__version__}-py{sys.version_info[0]}{sys.version_info[1]}.cache")
 
 
+@lru_cache(maxsize=64)
 def parse_text(text: str, filename: str = "<string>") -> ast.File:
-    """Parse .dgm text into an AST, raising DSLSyntaxError on bad syntax."""
+    """Parse .dgm text into an AST, raising DSLSyntaxError on bad syntax.
+
+    Remembered per (text, filename): the AST is immutable, and scikit-learn
+    fits, clones and grid searches load the same file many times.
+    """
     source = SourceText(filename, text)
     try:
         tree = _parser().parse(text)
