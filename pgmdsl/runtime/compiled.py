@@ -161,7 +161,9 @@ class Compiled:
         gap. checkpoint: a .npz path written every `checkpoint_every` epochs;
         resume: a checkpoint to continue from exactly. monitor: evaluation metrics per
         epoch ("pseudo_log_likelihood", "log_likelihood" (exact; small models)). Other options (lr_schedule,
-        sparsity_target, chains, verbose, ...) are listed in runtime.options.
+        sparsity_target, chains, verbose, fused, ...) are listed in runtime.options. Models that pack
+        (runtime.packing: biases and visible-hidden couplings only, binary units) train with the packed
+        update of runtime.fused unless fused=False; both make the same draws and agree to rounding.
         """
         from .train import Trainer
 

@@ -73,6 +73,7 @@ class FusedStep:
         self.P = xp.zeros(self.layout.shape, dtype=dtype)
         self.velocity = xp.zeros_like(self.P) if options.momentum else None
         self.decay = self._decay_mask() if options.weight_decay else None
+        self.unparameterised = self._empty_cells()  # e.g. no visible biases: that column must stay 0
         rows = capacity + chains
         self.S = xp.ones((rows, nv + 1), dtype=dtype)  # [data rows; chains (PCD) or negatives (CD)], then a 1
         self.H = xp.ones((rows, nh + 1), dtype=dtype)  # their hidden means, then a 1
@@ -115,6 +116,14 @@ class FusedStep:
             value = (-2 * block.sign) * source[block.rows, block.cols]
             target = arrays[block.param]
             target[...] = (value.T if block.transposed else value).reshape(target.shape)
+
+    def _empty_cells(self):
+        """None when parameters fill P (but for the unused corner); else 1 where they do and 0 elsewhere."""
+        mask = self.xp.zeros(self.layout.shape, dtype=self.c.dtype)
+        for block in self.layout.blocks:
+            mask[block.rows, block.cols] = 1
+        mask[-1, -1] = 1  # the corner never reaches a field: the constant columns are reset or unused
+        return None if bool(mask.all()) else mask
 
     def _decay_mask(self):
         """1 where a parameter with two or more axes lives (weight decay's reach, as in the generic trainer)."""
@@ -161,6 +170,8 @@ class FusedStep:
         v.ones[...] = 1
         xp.multiply(v.S, self._row_weights(rows, len(v.model), lr), out=v.scaled)
         step = v.scaled.T @ v.H
+        if self.unparameterised is not None:
+            step *= self.unparameterised
         if self.decay is not None:
             step -= (lr * self.o.weight_decay) * (self.decay * P)
         if self.velocity is not None:

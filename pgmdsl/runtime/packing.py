@@ -194,7 +194,8 @@ def _check_parameters(compiled, blocks) -> None:
     for i, block in enumerate(blocks):
         for other in blocks[:i]:
             if _meets(block.rows, other.rows) and _meets(block.cols, other.cols):
-                raise NotPacked(f"parameters '{other.param}' and '{block.param}' couple the same units")
+                raise NotPacked(f"parameters '{other.param}' and '{block.param}' act on the same units "
+                                f"(two biases of one layer, or two couplings of one pair)")
 
 
 def _meets(a: slice, b: slice) -> bool:
