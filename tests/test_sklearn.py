@@ -111,7 +111,8 @@ def test_attributes_are_the_compiled_parameters(digits):
     before = fitted.components_.copy()
     fitted.partial_fit(X[200:210])
     assert fitted.n_iter_ == 3 and not np.array_equal(fitted.components_, before)
-    assert fitted._trainer.chains["v"].shape == (10, 64)
+    chains = fitted._trainer.chains  # PCD's chains keep their hidden units, as BernoulliRBM's h_samples_
+    assert set(chains) == {"h"} and chains["h"].shape == (10, 12) and set(np.unique(chains["h"])) <= {0.0, 1.0}
 
 
 def test_partial_fit_is_one_update_per_call_and_survives_pickling(digits):

@@ -227,9 +227,15 @@ def test_checkpoints_are_ordinary_files(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
 
 
+@pytest.mark.parametrize("path", ["generic", "fused"])
 @pytest.mark.parametrize("method", ["cd", "pcd"])
-def test_one_update_equals_a_hand_written_step(method):
-    """The trainer's CD-1 / PCD-1 update against the textbook step with the same random stream."""
+def test_one_update_equals_a_hand_written_step(method, path):
+    """The trainer's CD-1 / PCD-1 update against the textbook step with the same random stream.
+
+    PCD as BernoulliRBM: the chains keep hidden units; the update draws the
+    visible units from them, takes both phases' hidden means, then draws the
+    chains' next hidden units from the model rows' means.
+    """
     from pgmdsl.runtime.train import Trainer
 
     c = rbm(nv=8, nh=5)
@@ -238,20 +244,25 @@ def test_one_update_equals_a_hand_written_step(method):
         c.params[name] = rng.normal(0, 0.5, c.params[name].shape)
     W, a, b = (np.array(c.params[k]) for k in "Wab")
     v0, lr = BARS[:4], 0.1
+    chains = (rng.random((4, 5)) < 0.5).astype(float)
     trainer = Trainer(c, v0, method=method, batch_size=4, lr=lr, verbose=0, seed=0)
-    trainer.chains = {"v": BARS[4:8].copy()} if method == "pcd" else None
+    trainer.chains = {"h": chains.copy()} if method == "pcd" else None
     trainer.sampler = np.random.default_rng(9)
-    trainer.update({"v": v0}, lr)
+    if path == "fused":
+        trainer.fused.load(c.params, trainer.velocity, trainer.chains)
+        trainer.fused.update(v0, lr, trainer.sampler)
+        trainer.chains = trainer.fused.store(c.params, trainer.velocity)
+    else:
+        trainer.update({"v": v0}, lr)
 
     draws = np.random.default_rng(9)
     sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
     h0 = sigmoid(v0 @ W + b)
-    start = BARS[4:8] if method == "pcd" else v0
-    hs = (draws.random((4, 5)) < sigmoid(start @ W + b)).astype(float)
+    hs = chains if method == "pcd" else (draws.random((4, 5)) < h0).astype(float)
     vk = (draws.random((4, 8)) < sigmoid(hs @ W.T + a)).astype(float)
     hk = sigmoid(vk @ W + b)
     np.testing.assert_allclose(c.params["W"], W + lr * (v0.T @ h0 - vk.T @ hk) / 4, atol=1e-12)
     np.testing.assert_allclose(c.params["a"], a + lr * (v0 - vk).mean(0), atol=1e-12)
     np.testing.assert_allclose(c.params["b"], b + lr * (h0 - hk).mean(0), atol=1e-12)
     if method == "pcd":
-        np.testing.assert_array_equal(trainer.chains["v"], vk)
+        np.testing.assert_array_equal(trainer.chains["h"], (draws.random((4, 5)) < hk).astype(float))

@@ -80,7 +80,8 @@ class FusedStep:
         self.scaled = xp.empty_like(self.S)
         self.G = xp.ones((chains, nh + 1), dtype=dtype)  # drawn hidden units, then a 1
         self.V = xp.empty((chains, nv + 1), dtype=dtype)  # observed means given G
-        self.started = False  # PCD: whether S holds the chains
+        self.started = False  # PCD: whether G holds the chains' hidden units
+        self.rng = None
         self._weights_key, self._weights = None, None
         self._views: dict = {}
         self.dtype = np.dtype(compiled.dtype)
@@ -100,9 +101,7 @@ class FusedStep:
             self._unpack(self.velocity, velocity)
         if self.o.method != "pcd" or not self.started:
             return None
-        rows = self.S[self.capacity:]
-        return {s.layer: rows[:, s.start:s.stop].reshape((self.chains,) + s.shape).copy()
-                for s in self.layout.observed}
+        return {s.layer: self.G[:, s.start:s.stop].reshape((self.chains,) + s.shape).copy() for s in self.layout.hidden}
 
     def _pack(self, target, arrays: dict) -> None:
         for block in self.layout.blocks:
@@ -135,40 +134,48 @@ class FusedStep:
         return mask
 
     def _set_chains(self, chains: dict) -> None:
-        rows = self.S[self.capacity:]
+        """PCD's chains keep their hidden units (as the generic trainer's `persistent_hidden`)."""
+        if {s.layer for s in self.layout.hidden} != set(chains):
+            return  # chains of another form (an older checkpoint): start afresh
+        for s in self.layout.hidden:
+            self.G[:, s.start:s.stop] = chains[s.layer].reshape(self.chains, -1)
+        self.started = True
+
+    def _start_chains(self, v, rng) -> None:
+        """Hidden units drawn given random training rows, as the generic trainer starts them."""
+        start = self.new_chains(self.chains)
         for s in self.layout.observed:
-            rows[:, s.start:s.stop] = chains[s.layer].reshape(self.chains, -1)
+            v.model[:, s.start:s.stop] = start[s.layer].reshape(self.chains, -1)
+        self._hidden_means(v.model, v.model_means)
+        self._draw(v.hidden_draws)
         self.started = True
 
     # ---- one update ----
     def update(self, batch, lr: float, rng) -> None:
         """theta += lr (data - model statistics) for `batch`, a (rows, observed units) array."""
         xp, P = self.xp, self.P
-        rows = len(batch)
-        if self.o.method == "pcd" and not self.started:
-            self._set_chains(self.new_chains(self.chains))
-        v = self._views.get(rows) or self._plan(rows)
+        v = self._views.get(len(batch)) or self._plan(len(batch))
+        self.rng = rng
         v.data[...] = batch
-        if v.pcd:  # the data rows and the chains share one product
-            xp.dot(v.S, P, out=v.H)
-            sigmoid_of_double_(xp, v.H)
+        if v.pcd:
+            if not self.started:
+                self._start_chains(v, rng)
+            for sweep in range(self.o.k):  # from the chains' hidden units
+                if sweep:
+                    self._hidden_means(v.model, v.model_means)
+                    self._draw(v.hidden_draws)
+                self._observed_draw(v)
+            self._hidden_means(v.S, v.H)  # data rows and chains in one product
         else:
-            xp.dot(v.data_rows, P, out=v.data_means)
-            sigmoid_of_double_(xp, v.data_means)
-        for sweep in range(self.o.k):
-            if sweep:
-                xp.dot(v.model, P, out=v.model_means)
-                sigmoid_of_double_(xp, v.model_means)
-            for out, means in v.hidden_draws[bool(sweep)]:
-                xp.less(rng.random(out.shape, dtype=self.dtype), means, out=out)
-            xp.dot(v.G, P.T, out=v.V)
-            sigmoid_of_double_(xp, v.V)
-            for out, means in v.observed_draws:
-                xp.less(rng.random(out.shape, dtype=self.dtype), means, out=out)
-        xp.dot(v.model, P, out=v.model_means)
-        sigmoid_of_double_(xp, v.model_means)
+            self._hidden_means(v.data_rows, v.data_means)
+            for sweep in range(self.o.k):  # from the data
+                if sweep:
+                    self._hidden_means(v.model, v.model_means)
+                self._draw(v.hidden_draws if sweep else v.first_hidden_draws)
+                self._observed_draw(v)
+            self._hidden_means(v.model, v.model_means)
         v.ones[...] = 1
-        xp.multiply(v.S, self._row_weights(rows, len(v.model), lr), out=v.scaled)
+        xp.multiply(v.S, self._row_weights(len(batch), len(v.model), lr), out=v.scaled)
         step = v.scaled.T @ v.H
         if self.unparameterised is not None:
             step *= self.unparameterised
@@ -179,6 +186,22 @@ class FusedStep:
             self.velocity += step
             step = self.velocity
         P += step
+        if v.pcd:  # the chains' next hidden units, from the means their statistics used
+            self._draw(v.hidden_draws)
+
+    def _hidden_means(self, rows, out) -> None:
+        self.xp.dot(rows, self.P, out=out)
+        sigmoid_of_double_(self.xp, out)
+
+    def _observed_draw(self, v) -> None:
+        self.xp.dot(v.G, self.P.T, out=v.V)
+        sigmoid_of_double_(self.xp, v.V)
+        self._draw(v.observed_draws)
+
+    def _draw(self, draws) -> None:
+        """Binary units on with probability `means`, a layer at a time, as the generic samplers draw them."""
+        for out, means in draws:
+            self.xp.less(self.rng.random(out.shape, dtype=self.dtype), means, out=out)
 
     def _plan(self, rows: int) -> SimpleNamespace:
         """The buffer views one update with `rows` data rows works on (made once per row count)."""
@@ -188,18 +211,16 @@ class FusedStep:
         S, H = self.S[first:self.capacity + negatives], self.H[first:self.capacity + negatives]
         nv, nh = self.layout.n_observed, self.layout.n_hidden
         G, V = self.G[:negatives], self.V[:negatives]
-        model, model_means = S[rows:], H[rows:]
-        data_means = H[:rows]
+        model, model_means, data_means = S[rows:], H[rows:], H[:rows]
 
         def draws(out, means, segments):
             return tuple((out[:, s.start:s.stop], means[:, s.start:s.stop]) for s in segments)
 
-        hidden = self.layout.hidden
         views = SimpleNamespace(
             pcd=pcd, S=S, H=H, data=S[:rows, :nv], data_rows=S[:rows], data_means=data_means,
             model=model, model_means=model_means, G=G, V=V, ones=H[:, nh], scaled=self.scaled[:len(S)],
-            # the first sweep draws from the means already there: the chains' (PCD) or the data's (CD)
-            hidden_draws=(draws(G, model_means if pcd else data_means, hidden), draws(G, model_means, hidden)),
+            hidden_draws=draws(G, model_means, self.layout.hidden),
+            first_hidden_draws=draws(G, data_means, self.layout.hidden),  # CD's first sweep starts at the data
             observed_draws=draws(model, V, self.layout.observed),
         )
         self._views[rows] = views

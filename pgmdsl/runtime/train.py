@@ -110,8 +110,8 @@ class Trainer:
         self.samplers = {n: getattr(module, f"sample_{n}") for n in self.order}
         self.drawers = {n: getattr(module, f"draw_{n}") for n in self.first_class if hasattr(module, f"draw_{n}")}
         self._weight_cache = (None, None)
-        # PCD whose chains hold exactly the observed layers: their means share the data rows' pass
-        self.stacked = (self.options.method == "pcd" and not self.latent and self.first_class
+        # PCD whose chains can keep their summed-out hidden units instead (persistent_hidden)
+        self.stacked = (self.options.method == "pcd" and not self.latent and not self.clamp and self.first_class
                         and self.first_class <= set(compiled.marginalised) and self.first_class <= set(self.drawers))
         self.biases = _hidden_biases(compiled) if self.options.sparsity_target is not None else {}
         self.fused = None
@@ -231,20 +231,14 @@ class Trainer:
             batch = {k: xp.asarray(v) for k, v in batch.items()}
         rows = len(next(iter(batch.values())))
         positive = self.infer(batch) if self.latent else dict(batch)
-        chain_means = None
-        if self.stacked:  # PCD: the data rows and the chains share one pass for the summed-out layers' means
-            chains = self._chains(positive, rows)
-            both = {k: xp.concatenate((v, chains[k])) for k, v in positive.items()}
-            chain_means = {}
-            for name, mean in self.means:
-                value = mean(c.params, both)
-                positive[name], chain_means[name] = value[:rows], value[rows:]
+        if self.stacked:
+            negative = self.persistent_hidden(positive, rows)
         else:
             for name, mean in self.means:
                 positive[name] = mean(c.params, positive)
-        negative = self.negative(positive, rows, chain_means)
-        for name, mean in self.means:
-            negative[name] = mean(c.params, negative)
+            negative = self.negative(positive, rows)
+            for name, mean in self.means:
+                negative[name] = mean(c.params, negative)
         chains = len(next(iter(negative.values())))
         # one pass for both phases: the model rows weigh -lr/chains, the data rows lr/rows
         both = {k: xp.concatenate((v, negative[k])) for k, v in positive.items()}
@@ -292,26 +286,64 @@ class Trainer:
                 state[name] = c.module_sample(name, state, self.sampler) if coupled else c.module_mean(name, state)
         return state
 
-    def _chains(self, positive: dict, rows: int) -> dict:
-        """The persistent chains, made on first use; inputs and clamped layers follow the batch."""
+    def persistent_hidden(self, positive: dict, rows: int) -> dict:
+        """PCD-k as BernoulliRBM runs it, for chains whose first class (the hidden units) is summed out.
+
+        The chains keep their hidden units. An update draws the observed
+        units from them (then k - 1 more sweeps), gives the data rows and the
+        chains their hidden means in one pass (the positive and negative
+        statistics), and draws the chains' next hidden units from those
+        means: one full sweep per update, and one product fewer than
+        drawing the hidden units from fresh means first. Sets the data rows'
+        means in `positive`; returns the model rows with theirs.
+        """
+        c, params, sampler, xp = self.c, self.c.params, self.sampler, self.c.xp
+        hidden = [n for n in self.order if n in self.first_class]
+        state = self._chains(positive, rows, hidden)
+        for sweep in range(self.options.k):
+            for name in self.order:
+                if not (sweep == 0 and name in self.first_class):
+                    state[name] = self.samplers[name](params, state, sampler)
+        negative = {k: v for k, v in state.items() if k not in c.marginalised}
+        both = {k: xp.concatenate((v, negative[k])) for k, v in positive.items()}
+        for name, mean in self.means:
+            value = mean(params, both)
+            positive[name], negative[name] = value[:rows], value[rows:]
+        self.chains = {**{k: v for k, v in self.chains.items() if k not in hidden},
+                       **{n: self.drawers[n](negative[n], sampler) for n in hidden}}
+        return negative
+
+    def _chains(self, positive: dict, rows: int, hidden=None) -> dict:
+        """The persistent chains, made on first use; inputs and clamped layers follow the batch.
+
+        hidden: the layers `persistent_hidden` keeps in the chains instead of
+        the observed ones, drawn given random training rows at the start.
+        """
         count = self.options.chains or self.options.batch_size
-        if self.chains is None or len(next(iter(self.chains.values()))) != count:
+        wanted = set(hidden) | set(self.frozen) if hidden else None
+        if self.chains is None or len(next(iter(self.chains.values()))) != count or \
+                (wanted is not None and set(self.chains) != wanted):
             self.chains = self._new_chains(count)
+            if hidden:
+                start = self.chains
+                self.chains = {k: v for k, v in start.items() if k in self.frozen}
+                for name, mean in self.means:
+                    if name in hidden:
+                        self.chains[name] = self.drawers[name](mean(self.c.params, start), self.sampler)
         state = dict(self.chains)
         for name in self.frozen:
             if len(positive[name]) == count:
                 state[name] = positive[name]
         return state
 
-    def negative(self, positive: dict, rows: int, chain_means: dict | None = None) -> dict:
+    def negative(self, positive: dict, rows: int) -> dict:
         """The model phase: k sweeps from the data (CD) or from the persistent chains (PCD).
 
-        The first class of the first sweep is drawn from means already computed:
-        the data phase's (CD) or the chains' (`chain_means`, PCD).
+        CD draws the first class of the first sweep from the data phase's means.
         """
         c, o = self.c, self.options
         if o.method == "pcd":
-            state, start = self._chains(positive, rows), chain_means
+            state, start = self._chains(positive, rows), None
         else:
             state = {k: v for k, v in positive.items() if k not in c.marginalised}
             start = positive
