@@ -3,12 +3,16 @@
 RBM 784 x 500, batch 100, synthetic binary data with about 13% ones
 (MNIST-like). Both programs do the same work per step: hidden probabilities,
 a hidden sample, a visible sample, hidden probabilities again, and the
-parameter update from data minus model statistics (PCD: the chains persist
-instead of starting at the data). pgmdsl's steps: "fused", the packed update
-(`runtime.fused.FusedStep`) that `Compiled.fit` runs for models like this
-one, and "generic", `Trainer.update` over the generated module (what fit runs
-for models that do not pack, or with fused=False). Timed interleaved in one run; reports medians, the ratio, and the fraction of the
-GEMM floor measured in the same run (10 B V H flops a step).
+parameter update from data minus model statistics. PCD as BernoulliRBM runs
+it: the chains keep hidden samples, the visible units are drawn from them,
+and the next hidden samples from the model rows' hidden probabilities.
+
+pgmdsl's steps: "fused", the packed update (`runtime.fused.FusedStep`) that
+`Compiled.fit` runs for models like this one, and "generic",
+`Trainer.update` over the generated module (what fit runs for models that do
+not pack, or with fused=False). Timed interleaved in one run; reports
+medians, the ratio, and the fraction of the GEMM floor measured in the same
+run (10 B V H flops a step).
 
     python bench/cd1.py [--dtype float32|float64] [--batch 100] [--hidden 500]
 """
@@ -31,7 +35,7 @@ import pgmdsl  # noqa: E402
 def hand_written(W, a, b, v0, lr, rng, dtype, persistent=False, xp=np):
     """The reference: tight CD-1 (or PCD-1 with `persistent`) as one writes it by hand in NumPy (or CuPy: xp)."""
     batch = v0.shape[0]
-    chains = [v0.copy()]
+    chains = [None]  # PCD, as BernoulliRBM: the chains keep hidden samples
 
     def sigmoid(x):
         out = xp.multiply(x, 0.5)
@@ -42,15 +46,14 @@ def hand_written(W, a, b, v0, lr, rng, dtype, persistent=False, xp=np):
 
     def step():
         h0 = sigmoid(v0 @ W + b)
-        if persistent:
-            hc = sigmoid(chains[0] @ W + b)
-            hs = (rng.random(hc.shape, dtype=dtype) < hc).astype(dtype)
-        else:
-            hs = (rng.random(h0.shape, dtype=dtype) < h0).astype(dtype)
+        if persistent and chains[0] is None:
+            chains[0] = (rng.random(h0.shape, dtype=dtype) < h0).astype(dtype)
+        hs = chains[0] if persistent else (rng.random(h0.shape, dtype=dtype) < h0).astype(dtype)
         pv = sigmoid(hs @ W.T + a)
         vk = (rng.random(pv.shape, dtype=dtype) < pv).astype(dtype)
         hk = sigmoid(vk @ W + b)
-        chains[0] = vk
+        if persistent:
+            chains[0] = (rng.random(hk.shape, dtype=dtype) < hk).astype(dtype)
         W[...] += (lr / batch) * (v0.T @ h0 - vk.T @ hk)
         a[...] += lr * (v0.mean(0) - vk.mean(0))
         b[...] += lr * (h0.mean(0) - hk.mean(0))

@@ -2,23 +2,23 @@
 
 At the minibatch sizes people use for RBMs (10 to 100 rows) a training step
 is bound by the number of array calls, not by arithmetic: each NumPy call
-costs a microsecond or more whatever its size. The generic trainer makes
-about 35 calls per RBM update; this one makes about 25, by working on the
-packed matrix P of `runtime.packing` (biases folded into the couplings, a
-constant-1 unit on each side) with preallocated buffers written in place.
-One PCD-1 update:
+costs a microsecond or more whatever its size. This update works on the
+packed matrix of `runtime.packing` (biases folded into the couplings, a
+constant-1 unit on each side), stores half of it so that a sigmoid is
+tanh(x)/2 + 1/2 with nothing to scale first, and writes into preallocated
+buffers. One PCD-1 update, about 20 array calls:
 
+    the chains' observed units            one product, an in-place sigmoid,
+      from their kept hidden units        one uniform draw, one comparison
     hidden means of [data rows; chains]   one product, an in-place sigmoid
-    draw the chains' hidden units         one uniform draw, one comparison
-    their observed units                  one product, sigmoid, draw
-    the chains' new hidden means          one product, sigmoid
     data minus model statistics           one product over the stacked rows
                                           with signed, lr-folded row weights
+    the chains' next hidden units         one uniform draw, one comparison
 
 It makes the same draws from the same generator in the same order as the
-generic trainer (`runtime.train.Trainer.update`), so the two agree to
-rounding; the trainer uses it whenever the model packs and no option needs
-the generic path (`fused_reason`).
+generic trainer (`runtime.train.Trainer.update`, `persistent_hidden` for
+PCD), so the two agree to rounding; the trainer uses it whenever the model
+packs and no option needs the generic path (`fused_reason`).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class FusedStep:
         capacity = options.batch_size
         chains = (options.chains or capacity) if options.method == "pcd" else capacity
         self.capacity, self.chains = capacity, chains
-        self.P = xp.zeros(self.layout.shape, dtype=dtype)
+        self.P = xp.zeros(self.layout.shape, dtype=dtype)  # half the packed matrix: rows @ P are half-fields
         self.velocity = xp.zeros_like(self.P) if options.momentum else None
         self.decay = self._decay_mask() if options.weight_decay else None
         self.unparameterised = self._empty_cells()  # e.g. no visible biases: that column must stay 0
