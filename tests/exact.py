@@ -12,6 +12,18 @@ import itertools
 import numpy as np
 from scipy.special import logsumexp
 
+# The smallest sizes at which every standard-library model (but the dbn stack) shows all its structure.
+SMALLEST_SIZES = {
+    "rbm": dict(nv=4, nh=3),
+    "gbrbm": dict(nv=3, nh=2),
+    "mcrbm": dict(nv=3, nm=2, nc=2),
+    "conv_rbm": dict(C=1, NV=4, K=2, NW=3, pool=2),
+    "bm": dict(n=3, nh=2),
+    "dbm": dict(nv=3, n1=2, n2=2),
+    "class_rbm": dict(nx=3, ny=3, nh=2),
+    "crbm": dict(nv=3, nh=2, order=2),
+}
+
 # ---- hand-written energies (one per standard-library model) ----
 
 def rbm(p, s):

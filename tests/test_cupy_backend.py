@@ -26,16 +26,9 @@ from pgmdsl.runtime import gpu
 from pgmdsl.runtime.compiled import Compiled
 from pgmdsl.runtime.initialize import constrain
 
-SIZES = {
-    "rbm": dict(nv=4, nh=3),
-    "gbrbm": dict(nv=3, nh=2),
-    "mcrbm": dict(nv=3, nm=2, nc=2),
-    "conv_rbm": dict(C=1, NV=4, K=2, NW=3, pool=2),
-    "bm": dict(n=3, nh=2),
-    "dbm": dict(nv=3, n1=2, n2=2),
-    "class_rbm": dict(nx=3, ny=3, nh=2),
-    "crbm": dict(nv=3, nh=2, order=2),
-}
+import exact
+
+SIZES = exact.SMALLEST_SIZES
 ROWS = 7
 EXACT = dict(rtol=1e-12, atol=0)
 

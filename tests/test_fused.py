@@ -29,6 +29,8 @@ from pgmdsl.runtime.options import options as make_options
 from pgmdsl.runtime.packing import NotPacked, packed_layout, why_not_packed
 from pgmdsl.runtime.train import Trainer, TrainingDiverged
 
+import exact
+
 ROWS = 37  # with batch_size=10: three full minibatches and a partial one of 7 rows
 BATCH = 10
 EPOCHS = 3
@@ -131,16 +133,7 @@ def check_packed_fields(c, seed=5, rows=6):
 
 # ---- 1. which standard models pack ----
 
-SIZES = {
-    "rbm": dict(nv=4, nh=3),
-    "gbrbm": dict(nv=3, nh=2),
-    "mcrbm": dict(nv=3, nm=2, nc=2),
-    "conv_rbm": dict(C=1, NV=4, K=2, NW=3, pool=2),
-    "bm": dict(n=3, nh=2),
-    "dbm": dict(nv=3, n1=2, n2=2),
-    "class_rbm": dict(nx=3, ny=3, nh=2),
-    "crbm": dict(nv=3, nh=2, order=2),
-}
+SIZES = exact.SMALLEST_SIZES
 
 STANDARD_REASONS = {
     "rbm": None,
