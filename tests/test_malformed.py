@@ -140,3 +140,11 @@ def test_size_override_suggests_a_close_name():
     with pytest.raises(pgmdsl.DSLError) as caught:
         pgmdsl.load("rbm", nvv=3)
     assert caught.value.message == "model 'rbm' has no size 'nvv' (its sizes: nv, nh) (did you mean 'nv'?)"
+
+
+def test_a_size_override_too_large_is_refused_before_allocating():
+    with pytest.raises(pgmdsl.DSLError) as caught:
+        pgmdsl.load("rbm", nv=100_000, nh=50_000)
+    assert caught.value.message == ("'W' would have 5,000,000,000 entries (shape (100000, 50000)), more than the "
+                                    "2^31 allowed: check the sizes")
+    assert (caught.value.line, caught.value.column) == (8, 9)

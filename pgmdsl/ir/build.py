@@ -6,6 +6,8 @@ problem, always with the span of the construct at fault.
 
 from __future__ import annotations
 
+from math import prod
+
 from ..errors import DSLError, DSLNameError, DSLShapeError
 from ..frontend import ast
 from .. import units
@@ -280,11 +282,21 @@ def _names(node) -> list[str]:
     return []
 
 
+# Most entries a layer or parameter may have: 2^31 (8 GiB of float32 for one parameter). Larger ones are
+# almost always a mistyped size, and would otherwise end in a MemoryError or a swapping machine at compile time.
+MAX_ENTRIES = 2**31
+
+
 def _shape(exprs: tuple[ast.Expr, ...], scope: ModelScope, owner: str) -> tuple[int, ...]:
-    return tuple(
+    shape = tuple(
         size_value(e, scope.sizes, scope.describe, f"axis {axis + 1} of {owner}")
         for axis, e in enumerate(exprs)
     )
+    entries = prod(shape)
+    if entries > MAX_ENTRIES:
+        raise DSLShapeError(f"'{owner}' would have {entries:,} entries (shape {shape}), more than the 2^31 allowed: "
+                            "check the sizes", exprs[0].span)
+    return shape
 
 
 def _add_layer(layer_def: ast.LayerDef, scope: ModelScope) -> None:
