@@ -59,14 +59,23 @@ def observed(c):
     return [n for n, info in c.layers.items() if info["role"] == "visible"]
 
 
+def units(info, rows, rng):
+    """Random values a layer can take: 0/1 (binary), -1/+1 (spin) or one-hot rows over the last axis (onehot)."""
+    shape = (rows,) + tuple(info["shape"])
+    if info["unit"] == "onehot":
+        return np.eye(shape[-1])[rng.integers(0, shape[-1], shape[:-1])]
+    bits = rng.integers(0, 2, shape).astype(float)
+    return 2 * bits - 1 if info["unit"] == "spin" else bits
+
+
 def binary_data(c, rows=ROWS, seed=1):
     rng = np.random.default_rng(seed)
-    return {n: rng.integers(0, 2, (rows,) + tuple(c.layers[n]["shape"])).astype(float) for n in observed(c)}
+    return {n: units(c.layers[n], rows, rng) for n in observed(c)}
 
 
 def binary_state(c, rows, seed):
     rng = np.random.default_rng(seed)
-    return {n: rng.integers(0, 2, (rows,) + tuple(info["shape"])).astype(float) for n, info in c.layers.items()}
+    return {n: units(info, rows, rng) for n, info in c.layers.items()}
 
 
 def host(params):
@@ -142,7 +151,7 @@ STANDARD_REASONS = {
     "conv_rbm": "layer 'p' is pooled, not visible or hidden",
     "bm": "the hidden class is not summed out analytically",
     "dbm": "the observed layers are not one colour class",
-    "class_rbm": "layer 'y' has onehot units",
+    "class_rbm": None,
     "crbm": "layer 'past' is input, not visible or hidden",
 }
 
@@ -165,6 +174,18 @@ def test_standard_model_packs_or_says_why_not(name):
             packed_layout(c)
         options = make_options()
         assert fused_reason(c, options) == reason
+
+
+@pytest.mark.parametrize("method", ["cd", "pcd"])
+def test_class_rbm_trains_the_same_on_both_paths(method):
+    """The standard library's classification RBM: binary pixels and a one-hot label on the packed path."""
+    def make():
+        return randomise(pgmdsl.load("class_rbm", nx=6, ny=3, nh=4).compile(dtype="float64"), seed=13)
+
+    c = make()
+    check_packed_fields(c)
+    fused, generic = fused_and_generic(make, binary_data(c), method=method, k=2, momentum=0.5)
+    assert_same(fused, generic)
 
 
 def test_every_level_of_a_dbn_packs():
@@ -282,6 +303,33 @@ param a[n] ~ normal(0, 0.5)
 param bz[m1] ~ normal(0, 0.5)
 param by[m2] ~ normal(0, 0.5)
 energy = -v[i]*W[i,j]*z[j] - v[i]*U[i,k]*y[k] - a[i]*v[i] - bz[j]*z[j] - by[k]*y[k]""",
+    # (g) spin units on both sides (means tanh, draws +-1)
+    "spins": """model spins(n: int = 5, m: int = 3)
+visible v[n]: spin
+hidden h[m]: spin
+param W[n, m] ~ normal(0, 0.5)
+param a[n] ~ normal(0, 0.5)
+param b[m] ~ normal(0, 0.5)
+energy = -a[i]*v[i] - b[j]*h[j] - v[i]*W[i,j]*h[j]""",
+    # (h) groups of one-hot hidden units (softmax means, categorical draws), beside binary visible units
+    "onehot_hidden": """model onehot_hidden(n: int = 5, g: int = 2, k: int = 3)
+visible v[n]: binary
+hidden h[g, k]: onehot
+param W[n, g, k] ~ normal(0, 0.5)
+param a[n] ~ normal(0, 0.5)
+param b[g, k] ~ normal(0, 0.5)
+energy = -a[i]*v[i] - b[x,y]*h[x,y] - v[i]*W[i,x,y]*h[x,y]""",
+    # (i) a one-hot visible layer beside a binary one and a spin hidden layer: every unit type on one side
+    "mixed": """model mixed(n: int = 4, c: int = 3, m: int = 3)
+visible v[n]: binary
+visible y[c]: onehot
+hidden h[m]: spin
+param W[n, m] ~ normal(0, 0.5)
+param U[c, m] ~ normal(0, 0.5)
+param a[n] ~ normal(0, 0.5)
+param d[c] ~ normal(0, 0.5)
+param b[m] ~ normal(0, 0.5)
+energy = -a[i]*v[i] - d[k]*y[k] - b[j]*h[j] - v[i]*W[i,j]*h[j] - y[k]*U[k,j]*h[j]""",
 }
 
 # what the layout must say about each: parameter -> (transposed, sign)
@@ -293,6 +341,9 @@ PACKING_BLOCKS = {
     "matrix_hidden": {"U": (True, -1), "a": (False, -1), "b": (False, -1)},
     "two_hidden": {p: (False, -1) for p in ("W", "U", "a", "bz", "by")},
     "hidden_first": {p: (False, -1) for p in ("W", "a", "b")},
+    "spins": {p: (False, -1) for p in ("W", "a", "b")},
+    "onehot_hidden": {p: (False, -1) for p in ("W", "a", "b")},
+    "mixed": {p: (False, -1) for p in ("W", "U", "a", "d", "b")},
 }
 
 
@@ -337,9 +388,8 @@ def test_user_model_trains_the_same_on_both_paths(name, given):
 
 # Entries of the packed matrix that belong to no parameter (a model without a
 # visible bias has no observed-bias column; two visible layers each coupled to
-# a different hidden layer leave the cross blocks empty) should stay zero.
-# FusedStep adds the full statistics matrix to all of P, so these entries grow
-# into phantom biases and couplings and the fused run leaves the generic one.
+# a different hidden layer leave the cross blocks empty) must stay zero, or they
+# grow into phantom biases and couplings (a bug these tests found).
 NO_PARAMETER_ENTRIES = {
     "no_visible_bias": """model no_visible_bias(n: int = 5, m: int = 3)
 visible v[n]: binary
@@ -415,11 +465,11 @@ energy = -2*v[i]*W[i,j]*h[j] - b[j]*h[j]""",
 param U[n, m] ~ normal(0, 0.5)
 param b[m] = 0
 energy = -v[i]*W[i,j]*h[j] - v[i]*U[i,j]*h[j] - b[j]*h[j]""", "parameters 'W' and 'U' act on the same units"),
-    "spin_hidden": ("""model spin_hidden(n: int = 4, m: int = 3)
+    "gaussian_hidden": ("""model gaussian_hidden(n: int = 4, m: int = 3)
 visible v[n]: binary
-hidden h[m]: spin
+hidden h[m]: gaussian
 param W[n, m] ~ normal(0, 0.5)
-energy = -v[i]*W[i,j]*h[j]""", "layer 'h' has spin units"),
+energy = h[j]*h[j]/2 - v[i]*W[i,j]*h[j]""", "layer 'h' has gaussian units"),
     "three_classes": ("""model three_classes(n: int = 3, m: int = 2)
 visible v[n]: binary
 hidden g[m]: binary

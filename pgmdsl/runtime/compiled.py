@@ -162,7 +162,7 @@ class Compiled:
         resume: a checkpoint to continue from exactly. monitor: evaluation metrics per
         epoch ("pseudo_log_likelihood", "log_likelihood" (exact; small models)). Other options (lr_schedule,
         sparsity_target, chains, verbose, fused, ...) are listed in runtime.options. Models that pack
-        (runtime.packing: biases and visible-hidden couplings only, binary units) train with the packed
+        (runtime.packing: biases and visible-hidden couplings only; binary, spin or one-hot units) train with the packed
         update of runtime.fused unless fused=False; both make the same draws and agree to rounding.
         """
         from .train import Trainer

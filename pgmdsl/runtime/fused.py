@@ -1,4 +1,4 @@
-"""CD-k and PCD-k for packed bipartite binary models in a few array calls per update.
+"""CD-k and PCD-k for packed bipartite models in a few array calls per update.
 
 At the minibatch sizes people use for RBMs (10 to 100 rows) a training step
 is bound by the number of array calls, not by arithmetic: each NumPy call
@@ -191,17 +191,46 @@ class FusedStep:
 
     def _hidden_means(self, rows, out) -> None:
         self.xp.dot(rows, self.P, out=out)
-        sigmoid_of_double_(self.xp, out)
+        self._means(out, self.layout.hidden)
 
     def _observed_draw(self, v) -> None:
         self.xp.dot(v.G, self.P.T, out=v.V)
-        sigmoid_of_double_(self.xp, v.V)
+        self._means(v.V, self.layout.observed)
         self._draw(v.observed_draws)
 
+    def _means(self, halves, segments) -> None:
+        """In place: each layer's conditional means from half its field (the unit types' MEAN of codegen.emit)."""
+        xp = self.xp
+        if all(s.unit == "binary" for s in segments):  # one call sequence over the whole buffer
+            sigmoid_of_double_(xp, halves)
+            return
+        for s in segments:
+            x = halves[:, s.start:s.stop]
+            if s.unit == "binary":
+                sigmoid_of_double_(xp, x)
+            elif s.unit == "spin":  # tanh(field)
+                x *= 2
+                xp.tanh(x, out=x)
+            else:  # onehot: softmax over the layer's last axis, as the prelude's softmax
+                field = (2 * x).reshape((len(x),) + s.shape)
+                e = xp.exp(field - xp.max(field, axis=-1, keepdims=True))
+                x[...] = (e / xp.sum(e, axis=-1, keepdims=True)).reshape(len(x), -1)
+
     def _draw(self, draws) -> None:
-        """Binary units on with probability `means`, a layer at a time, as the generic samplers draw them."""
-        for out, means in draws:
-            self.xp.less(self.rng.random(out.shape, dtype=self.dtype), means, out=out)
+        """Units drawn given their means, a layer at a time, as the generic samplers (the prelude's) draw them."""
+        xp, rng, dtype = self.xp, self.rng, self.dtype
+        for out, means, s in draws:
+            if s.unit == "binary":
+                xp.less(rng.random(out.shape, dtype=dtype), means, out=out)
+            elif s.unit == "spin":  # +1 with probability (1 + mean) / 2
+                xp.less(rng.random(out.shape, dtype=dtype), (means + 1) / 2, out=out)
+                out *= 2
+                out -= 1
+            else:  # onehot: the first category whose cumulative probability passes a uniform
+                p = means.reshape((len(means),) + s.shape)
+                u = rng.random(p.shape[:-1] + (1,), dtype=dtype)
+                chosen = xp.minimum(xp.sum(xp.cumsum(p, axis=-1) < u, axis=-1), p.shape[-1] - 1)
+                out[...] = (xp.arange(p.shape[-1]) == chosen[..., None]).reshape(len(out), -1)
 
     def _plan(self, rows: int) -> SimpleNamespace:
         """The buffer views one update with `rows` data rows works on (made once per row count)."""
@@ -214,7 +243,7 @@ class FusedStep:
         model, model_means, data_means = S[rows:], H[rows:], H[:rows]
 
         def draws(out, means, segments):
-            return tuple((out[:, s.start:s.stop], means[:, s.start:s.stop]) for s in segments)
+            return tuple((out[:, s.start:s.stop], means[:, s.start:s.stop], s) for s in segments)
 
         views = SimpleNamespace(
             pcd=pcd, S=S, H=H, data=S[:rows, :nv], data_rows=S[:rows], data_means=data_means,

@@ -1,4 +1,4 @@
-"""Recognise a bipartite binary model whose conditionals are affine, and pack its parameters.
+"""Recognise a bipartite model whose conditionals are affine in one matrix, and pack its parameters.
 
 When every summand of the energy is a unit bias (-b[j]*h[j]) or a bilinear
 coupling (-v[i]*W[i,j]*h[j]) between the observed class and the hidden class
@@ -11,7 +11,7 @@ models in a handful of array calls per update, which is what decides speed
 at small minibatches, where every call costs more than its arithmetic.
 
 The layout is read off the model IR, never assumed: any other summand, a
-parameter used twice, a constraint or a non-binary unit means the generic
+parameter used twice, a constraint or a Gaussian or pooled unit means the generic
 trainer runs instead, and `why_not_packed` says why.
 """
 
@@ -31,6 +31,7 @@ class Segment:
     start: int
     stop: int
     shape: tuple[int, ...]
+    unit: str  # binary | spin | onehot
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,11 @@ class PackedLayout:
         return (self.n_observed + 1, self.n_hidden + 1)
 
 
+UNITS = ("binary", "spin", "onehot")  # the unit types runtime.fused draws
+
+
 class NotPacked(Exception):
-    """The model is not a bipartite binary model with affine conditionals (the message says which part)."""
+    """The model is not a bipartite model with affine conditionals (the message says which part)."""
 
 
 def packed_layout(compiled) -> PackedLayout:
@@ -86,8 +90,9 @@ def packed_layout(compiled) -> PackedLayout:
     if not hidden or not set(hidden) <= set(compiled.marginalised):
         raise NotPacked("the hidden class is not summed out analytically")
     for name, info in layers.items():
-        if info["unit"] != "binary" or info["update"] != "block":
-            raise NotPacked(f"layer '{name}' has {info['unit']} units updated {info['update']}-wise, not binary block")
+        if info["unit"] not in UNITS or info["update"] != "block":
+            raise NotPacked(f"layer '{name}' has {info['unit']} units updated {info['update']}-wise, not "
+                            f"{', '.join(UNITS)} units updated block-wise")
     segments = {"observed": _segments(observed, layers), "hidden": _segments(hidden, layers)}
     where = {s.layer: (side, s) for side, segs in segments.items() for s in segs}
     rows = segments["observed"][-1].stop
@@ -113,7 +118,7 @@ def _segments(names, layers) -> list[Segment]:
     segments, start = [], 0
     for name in names:
         shape = tuple(layers[name]["shape"])
-        segments.append(Segment(name, start, start + prod(shape), shape))
+        segments.append(Segment(name, start, start + prod(shape), shape, layers[name]["unit"]))
         start += prod(shape)
     return segments
 
