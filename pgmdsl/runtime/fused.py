@@ -201,8 +201,13 @@ class FusedStep:
     def _means(self, halves, segments) -> None:
         """In place: each layer's conditional means from half its field (the unit types' MEAN of codegen.emit)."""
         xp = self.xp
-        if all(s.unit == "binary" for s in segments):  # one call sequence over the whole buffer
+        kinds = {s.unit for s in segments}
+        if kinds == {"binary"}:  # one call sequence over the whole (contiguous) buffer, its constant column too
             sigmoid_of_double_(xp, halves)
+            return
+        if kinds == {"spin"}:
+            halves *= 2
+            xp.tanh(halves, out=halves)
             return
         for s in segments:
             x = halves[:, s.start:s.stop]
