@@ -3,16 +3,19 @@
 exact_log_z and log_likelihood by enumeration where the state space allows;
 ais for log Z where it does not; lower_bound for models with latent layers
 the compiler keeps (DBMs); pseudo_log_likelihood, reconstruction_error and
-free_energy_gap as monitors.
+free_energy_gap as monitors; label_log_probabilities, predict_labels and
+label_accuracy for classification RBMs (p(label | rest) by enumeration).
 """
 
 from ..runtime.train import reconstruction_error
 from .ais import AISEstimate, ais, default_schedule
 from .bound import lower_bound, mean_field
 from .exact import exact_log_z, log_likelihood
+from .labels import label_accuracy, label_log_probabilities, predict_labels
 from .pseudo import free_energy_gap, pseudo_log_likelihood
 
 __all__ = [
-    "AISEstimate", "ais", "default_schedule", "exact_log_z", "free_energy_gap", "log_likelihood", "lower_bound",
-    "mean_field", "pseudo_log_likelihood", "reconstruction_error",
+    "AISEstimate", "ais", "default_schedule", "exact_log_z", "free_energy_gap", "label_accuracy",
+    "label_log_probabilities", "log_likelihood", "lower_bound", "mean_field", "predict_labels",
+    "pseudo_log_likelihood", "reconstruction_error",
 ]
