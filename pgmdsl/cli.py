@@ -80,15 +80,17 @@ def train_command(args) -> int:
     training_options(**options)  # bad options, an unknown model or a bad --set are reported before the data is read
     load(args.model, **sizes)
     data = load_data(args.data, dtype=args.dtype)
-    model, note = runs.fit_visible(args.model, sizes, data.shape[1])
+    model, note = runs.fit_visible(args.model, sizes, data.shape[1], labels=args.labels)
     if note:
         print(note)
+    data = _with_labels(model, data, args)
     train, validation = runs.split(data, args.validation_fraction, args.seed)
     compiled = model.compile(dtype=args.dtype, seed=args.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     shape = ", ".join(f"{k}={v}" for k, v in model.arguments.items())
-    held = f", {len(validation)} for validation" if validation is not None else ""
-    print(f"training {model.name}({shape}) on {args.data}: {len(train)} rows{held}; "
+    held = f", {_rows(validation)} for validation" if validation is not None else ""
+    labelled = f" (labels in {args.labels})" if args.labels else ""
+    print(f"training {model.name}({shape}) on {args.data}{labelled}: {_rows(train)} rows{held}; "
           f"{args.method}-{args.k}, {args.epochs} epochs, lr {args.lr}, batch size {args.batch_size}", flush=True)
     try:
         history = compiled.fit(train, validation=validation, checkpoint=run_dir / "model.npz", verbose=0,
@@ -97,8 +99,8 @@ def train_command(args) -> int:
         kept = f"; {run_dir / 'model.npz'} holds the last finished epoch" if (run_dir / "model.npz").exists() else ""
         print(f"interrupted{kept}", file=sys.stderr)
         return 130
-    info = {"model": model.name, "sizes": model.arguments, "data": args.data, "dtype": args.dtype,
-            "rows": {"training": len(train), "validation": 0 if validation is None else len(validation)},
+    info = {"model": model.name, "sizes": model.arguments, "data": args.data, "labels": args.labels,
+            "dtype": args.dtype, "rows": {"training": _rows(train), "validation": _rows(validation)},
             "options": options}
     written = [run_dir / "model.npz", *runs.write_metrics(history, run_dir, info)]
     pictures, notes = runs.save_pictures(compiled, history, run_dir, seed=args.seed)
@@ -115,11 +117,12 @@ def _print_evaluation(compiled, sets: dict, args, run_dir: Path) -> None:
 
     from .evaluate.report import evaluate, lines
 
-    if args.ais_runs == 0 and not args.exact:
+    if args.ais_runs == 0 and not args.exact and not args.labels:
         return
     print("evaluating...", flush=True)
     result = evaluate(compiled, sets, ais_runs=args.ais_runs, distributions=args.ais_distributions,
-                      force_exact=args.exact, reference=sets.get("train"), seed=getattr(args, "seed", 0))
+                      force_exact=args.exact, reference=sets.get("train"), seed=getattr(args, "seed", 0),
+                      labels=args.labels)
     print("evaluation:")
     for line in lines(result):
         print(line)
@@ -135,10 +138,31 @@ def eval_command(args) -> int:
     if not checkpoint.is_file():
         raise DSLError(f"no checkpoint at {checkpoint} (make one with: pgmdsl train MODEL --data ... -o {run})")
     compiled = load_trained(checkpoint)
-    data = load_data(args.data, dtype=compiled.dtype.name)
-    print(f"evaluating {compiled.model.name} from {checkpoint} on {args.data} ({len(data)} rows)", flush=True)
+    data = _with_labels(compiled.model, load_data(args.data, dtype=compiled.dtype.name), args)
+    print(f"evaluating {compiled.model.name} from {checkpoint} on {args.data} ({_rows(data)} rows)", flush=True)
     _print_evaluation(compiled, {"data": data}, args, checkpoint.parent)
     return 0
+
+
+def _with_labels(model, data, args):
+    """The rows, or with --labels LAYER a dict: the rows for the other observed layer, one-hot labels for LAYER."""
+    from . import runs
+    from .runtime.datasets import DataError, load_labels, one_hot
+
+    if not args.labels:
+        return data
+    layer = runs.label_layer(model, args.labels)
+    labels = load_labels(args.data)
+    if len(labels) != len(data):
+        raise DataError(f"--data {args.data}: {len(labels)} labels for {len(data)} rows")
+    (other,) = [n.name for n in model.layers if n.role in ("visible", "input") and n.name != layer.name]
+    return {other: data, layer.name: one_hot(labels, layer.shape[0], f"layer '{layer.name}'").astype(data.dtype)}
+
+
+def _rows(data) -> int:
+    if data is None:
+        return 0
+    return len(next(iter(data.values()))) if isinstance(data, dict) else len(data)
 
 
 def _epoch_printer(epochs: int):
@@ -176,7 +200,8 @@ def sample_command(args) -> int:
     image = plots.visible_image(compiled)
     if output.suffix.lower() == ".png" and image is None:
         raise DSLError(f"the visible layer of {compiled.model.name} is not an image: write the samples to a .npy file")
-    samples = runs.visible_samples(compiled, args.n, args.steps, args.seed, means=args.mean)
+    samples = runs.visible_samples(compiled, args.n, args.steps, args.seed, means=args.mean,
+                                   layer=image[0] if image else None)
     if output.suffix.lower() == ".npy":
         np.save(output, samples)
     else:
@@ -245,6 +270,9 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_evaluation_arguments(parser: argparse.ArgumentParser, default_runs: int = 100) -> None:
+    parser.add_argument("--labels", metavar="LAYER", default=None,
+                        help="put the data's class labels (digits' 0-9, or a .npz's 'labels') one-hot in this visible "
+                             "layer, and report the accuracy of p(LAYER | rest)")
     parser.add_argument("--ais-runs", type=int, default=default_runs,
                         help=f"AIS runs when log Z cannot be enumerated (default {default_runs}; 0: skip)")
     parser.add_argument("--ais-distributions", type=int, default=None,

@@ -37,21 +37,26 @@ def _figure(width: float, height: float):
 
 
 def visible_image(compiled) -> tuple[str, tuple[int, int]] | None:
-    """The visible layer and the (height, width) its rows are drawn as, or None when it is not an image.
+    """The visible layer that is an image and the (height, width) its rows are drawn as, or None.
 
     A layer [H, W] or [1, H, W] is drawn as it is; a flat layer of n units is
-    drawn as a square when n is one (64 -> 8x8, 784 -> 28x28).
+    drawn as a square when n is one (64 -> 8x8, 784 -> 28x28). With several
+    visible layers (a classification RBM's pixels and label), the one image
+    among them; None when there is none or more than one.
     """
-    visible = [name for name, info in compiled.layers.items() if info["role"] == "visible"]
-    if len(visible) != 1:
-        return None
-    shape = tuple(compiled.layers[visible[0]]["shape"])
+    images = [(name, _image(tuple(info["shape"]))) for name, info in compiled.layers.items()
+              if info["role"] == "visible"]
+    images = [(name, shape) for name, shape in images if shape is not None]
+    return images[0] if len(images) == 1 else None
+
+
+def _image(shape: tuple[int, ...]) -> tuple[int, int] | None:
     if len(shape) == 3 and shape[0] == 1:
         shape = shape[1:]
     if len(shape) == 2 and min(shape) > 1:
-        return visible[0], shape
-    if len(shape) == 1 and image_shape(shape[0]):
-        return visible[0], image_shape(shape[0])
+        return shape
+    if len(shape) == 1:
+        return image_shape(shape[0])
     return None
 
 

@@ -19,22 +19,27 @@ from .errors import DSLError
 from .loading import load
 
 
-def fit_visible(name, sizes: dict, columns: int):
+def fit_visible(name, sizes: dict, columns: int, labels: str | None = None):
     """The model loaded with `sizes`, its observed layer sized to `columns` values per row.
 
-    When the layer's size differs and exactly one header size the user did
-    not give controls it (rbm's nv), that size is solved for and set; the
-    note returned says so (None when nothing changed). Otherwise a DSLError
-    says which sizes to --set.
+    labels: a one-hot visible layer that takes the data's class labels; the
+    one other observed layer takes the rows. When the layer's size differs
+    and exactly one header size the user did not give controls it (rbm's
+    nv), that size is solved for and set; the note returned says so (None
+    when nothing changed). Otherwise a DSLError says which sizes to --set.
     """
     model = load(name, **sizes)
     if model.stack:
         raise DSLError(f"model {model.name} is a stack: train its models one by one from Python (model.stack)")
-    observed = [layer for layer in model.layers if layer.role in ("visible", "input")]
+    if labels is not None:
+        label_layer(model, labels)
+    observed = [layer for layer in model.layers if layer.role in ("visible", "input") and layer.name != labels]
     if len(observed) != 1:
         names = ", ".join(layer.name for layer in observed)
-        raise DSLError(f"model {model.name} observes {len(observed)} layers ({names}); `pgmdsl train` takes one "
-                       "array of rows: train it from Python with a dict of arrays")
+        besides = f" besides its labels in {labels}" if labels else ""
+        raise DSLError(f"model {model.name} observes {len(observed)} layers ({names}){besides}; `pgmdsl train` takes "
+                       "one array of rows (and class labels for a one-hot layer with --labels LAYER): train it from "
+                       "Python with a dict of arrays")
     layer = observed[0]
     if layer.size == columns:
         return model, None
@@ -58,6 +63,18 @@ def fit_visible(name, sizes: dict, columns: int):
         raise DSLError(f"{mismatch} ({settings}); change or drop that setting")
     hint = f"set {' or '.join(controlling)} with --set" if controlling else "check the model's sizes"
     raise DSLError(f"{mismatch}, and no single size can be solved from the data{tried}: {hint}")
+
+
+def label_layer(model, name: str):
+    """The layer that takes class labels: a visible one-hot layer with one axis (its classes)."""
+    layer = next((layer for layer in model.layers if layer.name == name), None)
+    if layer is None:
+        known = ", ".join(layer.name for layer in model.layers)
+        raise DSLError(f"--labels {name}: model {model.name} has no such layer (its layers: {known})")
+    if layer.role != "visible" or layer.unit != "onehot" or len(layer.shape) != 1:
+        raise DSLError(f"--labels {name}: labels go in a visible one-hot layer with one axis; '{name}' is a "
+                       f"{layer.role} {layer.unit} layer of shape {layer.shape}")
+    return layer
 
 
 def _power(name, model, sizes: dict, argument: str, layer: str) -> float | None:
@@ -85,17 +102,25 @@ def _solve(value: int, size: int, power: float, columns: int) -> int | None:
     return solved if solved > 0 else None
 
 
-def split(data: np.ndarray, fraction: float, seed: int = 0):
-    """(training rows, validation rows or None): a seeded random `fraction` of the rows held out."""
+def split(data, fraction: float, seed: int = 0):
+    """(training rows, validation rows or None): a seeded random `fraction` of the rows held out.
+
+    data: an array, or a dict of arrays with the same rows (split alike).
+    """
     if not 0.0 <= fraction < 1.0:
         raise DSLError(f"--validation-fraction must be in [0, 1), got {fraction}")
-    held = int(round(fraction * len(data)))
+    rows = len(next(iter(data.values()))) if isinstance(data, dict) else len(data)
+    held = int(round(fraction * rows))
     if held == 0:
         return data, None
-    if held >= len(data):
-        raise DSLError(f"holding out {held} of {len(data)} rows leaves none to train on")
-    order = np.random.default_rng(seed).permutation(len(data))
-    return data[order[held:]], data[order[:held]]
+    if held >= rows:
+        raise DSLError(f"holding out {held} of {rows} rows leaves none to train on")
+    order = np.random.default_rng(seed).permutation(rows)
+
+    def take(index):
+        return {k: v[index] for k, v in data.items()} if isinstance(data, dict) else data[index]
+
+    return take(order[held:]), take(order[:held])
 
 
 def write_metrics(history, run_dir, info: dict | None = None) -> tuple[Path, Path]:
@@ -113,14 +138,20 @@ def write_metrics(history, run_dir, info: dict | None = None) -> tuple[Path, Pat
     return table, document
 
 
-def visible_samples(compiled, n: int = 64, steps: int = 1000, seed: int = 0, means: bool = False) -> np.ndarray:
-    """n draws of the visible layer after `steps` Gibbs sweeps from random states (host array, rows first).
+def visible_samples(compiled, n: int = 64, steps: int = 1000, seed: int = 0, means: bool = False,
+                    layer: str | None = None) -> np.ndarray:
+    """n draws of a visible layer after `steps` Gibbs sweeps from random states (host array, rows first).
 
-    means=True gives the visible layer's conditional means given the last
-    state instead of the draws: for binary units, probabilities, which show a
-    sample's shape with less noise.
+    layer: which visible layer (needed when there are several). means=True
+    gives the layer's conditional means given the last state instead of the
+    draws: for binary units, probabilities, which show a sample's shape with
+    less noise.
     """
     visible = [name for name, info in compiled.layers.items() if info["role"] == "visible"]
+    if layer is not None:
+        if layer not in visible:
+            raise DSLError(f"model {compiled.model.name} has no visible layer '{layer}' (it has {', '.join(visible)})")
+        visible = [layer]
     if len(visible) != 1:
         raise DSLError(f"model {compiled.model.name} has {len(visible)} visible layers; sample it from Python")
     inputs = [name for name, info in compiled.layers.items() if info["role"] == "input"]
@@ -152,7 +183,7 @@ def save_pictures(compiled, history, run_dir, steps: int = 1000, seed: int = 0) 
         notes.append("no samples.png: the visible layer is not an image")
     else:
         name, shape = image
-        samples = visible_samples(compiled, 64, steps, seed, means=True)
+        samples = visible_samples(compiled, 64, steps, seed, means=True, layer=name)
         written.append(plots.save_tiles(samples.reshape((-1,) + shape), run_dir / "samples.png",
                                         f"{name} after {steps} Gibbs steps (probabilities)"))
     written.append(plots.save_curves(history, run_dir / "curves.png", f"training {compiled.model.name}"))

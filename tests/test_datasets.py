@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import pgmdsl
-from pgmdsl.runtime.datasets import DataError, bars_and_stripes, digits, image_shape, load_data, read_idx
+from pgmdsl.runtime.datasets import (DataError, bars_and_stripes, digits, image_shape, load_data, load_labels,
+                                     one_hot, read_idx)
 
 
 def _idx(shape, values, code=0x08, fmt="B") -> bytes:
@@ -141,7 +142,7 @@ def test_load_data_files(tmp_path):
     (None, "mnist", "not a data set name or a known file type"),
     (None, "bars:x", "bars:N takes a positive integer N"),
     (None, "missing.npy", "no such file"),
-    (lambda d: np.savez(d / "two.npz", a=np.ones((2, 2)), b=np.ones((2, 2))), "two.npz", "exactly one array; it holds 2 (a, b)"),
+    (lambda d: np.savez(d / "two.npz", a=np.ones((2, 2)), b=np.ones((2, 2))), "two.npz", "exactly one array (and optionally one named 'labels'); it holds 2 (a, b)"),
     (lambda d: np.save(d / "labels.npy", np.arange(5)), "labels.npy", "shape (5,) (labels?)"),
     (lambda d: np.save(d / "nan.npy", np.array([[np.nan, 1.0]])), "nan.npy", "NaN or infinite"),
     (lambda d: np.save(d / "empty.npy", np.ones((0, 3))), "empty.npy", "no rows"),
@@ -170,3 +171,32 @@ def test_datasets_and_load_trained_are_exported():
     from pgmdsl.runtime.checkpoint import load_trained
 
     assert pgmdsl.load_trained is load_trained
+
+
+def test_labels_of_digits_and_of_a_npz(tmp_path):
+    pytest.importorskip("sklearn")
+    labels = load_labels("digits")
+    assert labels.shape == (1797,) and labels.dtype == np.int64 and set(labels) == set(range(10))
+    np.testing.assert_array_equal(load_labels("digits-binary"), labels)
+    np.savez(tmp_path / "set.npz", rows=np.ones((3, 2)), labels=np.array([2, 0, 1]))
+    np.testing.assert_array_equal(load_labels(str(tmp_path / "set.npz")), [2, 0, 1])
+    np.testing.assert_array_equal(load_data(str(tmp_path / "set.npz")), np.ones((3, 2)))  # the data beside them
+    np.testing.assert_array_equal(one_hot(np.array([2, 0]), 3), [[0, 0, 1], [1, 0, 0]])
+
+
+@pytest.mark.parametrize("make, spec, message", [
+    (None, "bars", "--data bars has no labels"),
+    (lambda d: np.savez(d / "plain.npz", rows=np.ones((3, 2))), "plain.npz", "holds no array named 'labels' (it holds rows)"),
+    (lambda d: np.savez(d / "float.npz", rows=np.ones((3, 2)), labels=np.ones(3) / 2), "float.npz",
+     "'labels' must be one integer class"),
+    (lambda d: np.savez(d / "negative.npz", rows=np.ones((3, 2)), labels=-np.ones(3, int)), "negative.npz",
+     "'labels' must be one integer class"),
+])
+def test_label_errors(tmp_path, make, spec, message):
+    if make:
+        make(tmp_path)
+    with pytest.raises(DataError) as caught:
+        load_labels(str(tmp_path / spec) if make else spec)
+    assert message in caught.value.message
+    with pytest.raises(DataError, match="the labels go up to 3, but the label layer has 3 classes"):
+        one_hot(np.array([0, 3]), 3)

@@ -32,7 +32,11 @@ def test_visible_image(rbm):
     conv = pgmdsl.load("conv_rbm", NV=8, NW=5, K=2).compile()
     assert plots.visible_image(conv) == ("v", (8, 8))
     assert plots.visible_image(pgmdsl.load("rbm", nv=10, nh=2).compile()) is None  # not a square
-    assert plots.visible_image(pgmdsl.load("class_rbm", nx=16, ny=3, nh=4).compile()) is None  # two visible layers
+    # several visible layers: the one image among them (a classification RBM's pixels, not its 3 labels)
+    class_rbm = pgmdsl.load("class_rbm", nx=16, ny=3, nh=4).compile()
+    assert plots.visible_image(class_rbm) == ("x", (4, 4))
+    np.testing.assert_array_equal(plots.weight_tiles(class_rbm).reshape(4, 16), np.asarray(class_rbm.params["W"]).T)
+    assert plots.visible_image(pgmdsl.load("class_rbm", nx=16, ny=4, nh=4).compile()) is None  # two images: which?
 
 
 def test_weight_tiles(rbm):

@@ -51,6 +51,25 @@ def test_split_is_seeded_and_disjoint():
         runs.split(data[:1], 0.9)
 
 
+def test_split_of_a_dict_keeps_its_rows_together():
+    data = {"x": np.arange(40.0).reshape(20, 2), "y": np.arange(20.0)}
+    train, held = runs.split(data, 0.25, seed=3)
+    assert len(train["x"]) == len(train["y"]) == 15 and len(held["x"]) == len(held["y"]) == 5
+    np.testing.assert_array_equal(train["x"][:, 0] / 2, train["y"])
+    np.testing.assert_array_equal(held["x"][:, 0] / 2, held["y"])
+    np.testing.assert_array_equal(held["y"], runs.split(data["y"][:, None], 0.25, seed=3)[1][:, 0])
+
+
+def test_fit_visible_with_labels_sizes_the_other_observed_layer():
+    model, note = runs.fit_visible("class_rbm", {"ny": 3}, 16, labels="y")
+    assert model.layer("x").size == 16 and note == "set nx=16 from the data (16 values per row)"
+    assert runs.label_layer(model, "y").shape == (3,)
+    with pytest.raises(DSLError, match="'x' is a visible binary layer"):
+        runs.fit_visible("class_rbm", {}, 16, labels="x")
+    with pytest.raises(DSLError, match="observes 2 layers \\(past, v\\)"):
+        runs.fit_visible("crbm", {}, 16)
+
+
 def test_write_metrics(tmp_path):
     history = [{"epoch": 1, "reconstruction": 0.5}, {"epoch": 2, "reconstruction": 0.25, "free_energy_gap": 0.1}]
     table, document = runs.write_metrics(history, tmp_path, {"model": "rbm"})
@@ -74,8 +93,13 @@ def test_visible_samples(trained):
     assert np.array_equal(draws, runs.visible_samples(trained, 5, steps=3, seed=1))
     means = runs.visible_samples(trained, 5, steps=3, seed=1, means=True)
     assert np.all((means > 0) & (means < 1))
+    class_rbm = pgmdsl.load("class_rbm", nx=4, ny=2, nh=3).compile()
     with pytest.raises(DSLError, match="2 visible layers"):
-        runs.visible_samples(pgmdsl.load("class_rbm", nx=4, ny=2, nh=3).compile(), 2, steps=1)
+        runs.visible_samples(class_rbm, 2, steps=1)
+    labels = runs.visible_samples(class_rbm, 6, steps=2, layer="y")  # one of several, by name: one-hot rows
+    assert labels.shape == (6, 2) and np.array_equal(labels.sum(1), np.ones(6))
+    with pytest.raises(DSLError, match="no visible layer 'h'"):
+        runs.visible_samples(class_rbm, 2, steps=1, layer="h")
     with pytest.raises(DSLError, match="conditioned on past"):
         runs.visible_samples(pgmdsl.load("crbm", nv=3, nh=2, order=1).compile(), 2, steps=1)
 

@@ -135,8 +135,6 @@ def test_an_unwritable_run_directory_is_one_line(tmp_path, capsys):
 
 
 def test_train_prints_an_evaluation_and_eval_evaluates_a_run(tmp_path, capsys):
-    import json
-
     run = tmp_path / "bars-run"
     assert main(["train", "rbm", "--data", "bars", "--set", "nh=4", "--epochs", "2", "--batch-size", "8",
                  "--validation-fraction", "0", "-o", str(run)]) == 0
@@ -150,3 +148,49 @@ def test_train_prints_an_evaluation_and_eval_evaluates_a_run(tmp_path, capsys):
     assert "evaluating rbm" in out and "log Z" in out
     assert main(["eval", str(tmp_path / "missing"), "--data", "bars"]) == 1
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_train_and_eval_with_labels_report_the_accuracy(tmp_path, capsys):
+    """class_rbm on digits with the labels one-hot in y: p(y | x) by enumeration gives an accuracy per set."""
+    run = tmp_path / "labelled"
+    assert main(["train", "class_rbm", "--data", "digits-binary", "--labels", "y", "--set", "nh=16", "--epochs", "2",
+                 "--ais-runs", "0", "-o", str(run)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("training class_rbm(nx=64, ny=10, nh=16) on digits-binary (labels in y): 1617 rows, "
+                             "180 for validation")
+    accuracy = [line for line in out if line.strip().startswith("accuracy")]
+    assert len(accuracy) == 2 and "most probable y given the rest, train (1617 rows)" in accuracy[0]
+    result = json.loads((run / "evaluation.json").read_text())
+    assert 0.1 < result["train"]["accuracy"] <= 1 and result["validation"]["labels"] == "y"
+    assert json.loads((run / "metrics.json").read_text())["labels"] == "y"
+    assert main(["eval", str(run), "--data", "digits-binary", "--labels", "y", "--ais-runs", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "data (1797 rows)" in out
+    pytest.importorskip("matplotlib")
+    assert (run / "weights.png").is_file() and (run / "samples.png").is_file()  # the pixels x are the image
+    assert main(["sample", str(run), "-n", "4", "--steps", "2", "-o", str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (4, 64)
+
+
+def test_labels_from_a_npz(tmp_path, capsys):
+    rows = np.random.default_rng(0).integers(0, 2, (30, 9)).astype(float)
+    np.savez(tmp_path / "set.npz", pixels=rows, labels=np.arange(30) % 3)
+    assert main(["train", "class_rbm", "--data", str(tmp_path / "set.npz"), "--labels", "y", "--set", "ny=3",
+                 "--set", "nh=4", "--epochs", "1", "--ais-runs", "0", "-o", str(tmp_path / "run")]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    np.savez(tmp_path / "bad.npz", pixels=rows, labels=np.arange(30) % 5)
+    assert main(["train", "class_rbm", "--data", str(tmp_path / "bad.npz"), "--labels", "y", "--set", "ny=3",
+                 "--epochs", "1", "-o", str(tmp_path / "bad")]) == 1
+    assert "the labels go up to 4, but layer 'y' has 3 classes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["train", "class_rbm", "--data", "bars", "--labels", "y"], "--data bars has no labels"),
+    (["train", "class_rbm", "--data", "digits", "--labels", "x"], "labels go in a visible one-hot layer"),
+    (["train", "class_rbm", "--data", "digits", "--labels", "z"], "--labels z: model class_rbm has no such layer"),
+    (["train", "rbm", "--data", "digits", "--labels", "h"], "'h' is a hidden binary layer"),
+])
+def test_label_errors_are_one_line(tmp_path, capsys, arguments, message):
+    assert main(arguments + ["--epochs", "1", "-o", str(tmp_path / "run")]) == 1
+    captured = capsys.readouterr()
+    assert message in captured.err and len(captured.err.strip().splitlines()) == 1

@@ -9,15 +9,17 @@ from .ais import ais, default_schedule
 from .bound import lower_bound
 from .exact import MAX_STATES, cheapest, exact_log_z
 from .exact import log_likelihood as exact_log_likelihood
+from .labels import label_accuracy
 from .pseudo import pseudo_log_likelihood
 from .states import log2_count
 
 
 def evaluate(compiled, sets: dict, ais_runs: int = 100, distributions: int | None = None, force_exact: bool = False,
-             reference=None, seed: int = 0) -> dict:
+             reference=None, seed: int = 0, labels: str | None = None) -> dict:
     """Metrics for each named data set (e.g. train, validation): per-row means, and how log Z was found.
 
     reference: the rows whose marginals define AIS's base model (default: the first set).
+    labels: a visible layer holding class labels: adds the accuracy of its most probable state given the rest.
     """
     from ..runtime.train import as_data, reconstruction_error
 
@@ -28,6 +30,9 @@ def evaluate(compiled, sets: dict, ais_runs: int = 100, distributions: int | Non
     for name, rows in sets.items():
         metrics = {"rows": len(next(iter(rows.values())))}
         metrics["reconstruction"] = reconstruction_error(compiled, rows)
+        if labels is not None:
+            metrics["accuracy"] = label_accuracy(compiled, rows, labels)
+            metrics["labels"] = labels
         try:
             metrics["pseudo_log_likelihood"] = float(np.mean(pseudo_log_likelihood(compiled, rows)))
         except DSLError:
@@ -70,12 +75,14 @@ def lines(result: dict) -> list[str]:
     text = [f"  log Z                  {log_z['value']:9.4f}  ({how})" if log_z["value"] is not None
             else f"  log Z                  ({how})"]
     labels = {"log_likelihood": "log-likelihood", "log_likelihood_lower_bound": "log-likelihood >=",
-              "pseudo_log_likelihood": "pseudo-log-likelihood", "reconstruction": "reconstruction error"}
+              "pseudo_log_likelihood": "pseudo-log-likelihood", "reconstruction": "reconstruction error",
+              "accuracy": "accuracy"}
     for name, metrics in result.items():
         if name == "log_z":
             continue
         for key, label in labels.items():
             if key in metrics:
-                unit = "mean squared, per unit" if key == "reconstruction" else "nats per row"
+                unit = {"reconstruction": "mean squared, per unit",
+                        "accuracy": f"most probable {metrics.get('labels')} given the rest"}.get(key, "nats per row")
                 text.append(f"  {label:22s} {metrics[key]:9.4f}  {unit}, {name} ({metrics['rows']} rows)")
     return text

@@ -105,7 +105,8 @@ def read_idx(path) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
-DATA_SPECS = "digits, digits-binary, bars, bars:N, FILE.npy, FILE.npz (one array), FILE.idx or FILE-idxN-ubyte(.gz)"
+DATA_SPECS = ("digits, digits-binary, bars, bars:N, FILE.npy, FILE.npz (one array, and optionally 'labels'), "
+              "FILE.idx or FILE-idxN-ubyte(.gz)")
 
 
 def load_data(spec: str, dtype="float64") -> np.ndarray:
@@ -130,6 +131,36 @@ def load_data(spec: str, dtype="float64") -> np.ndarray:
     return _rows(data, spec).astype(dtype, copy=False)
 
 
+def load_labels(spec: str) -> np.ndarray:
+    """The class of each row of --data `spec` as integers 0, 1, ...: digits' 0-9, or a .npz's 'labels' array."""
+    spec = str(spec)
+    if spec in ("digits", "digits-binary"):
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError:
+            raise DataError("the digits data set comes with scikit-learn: pip install 'pgmdsl[sklearn]'") from None
+        return load_digits().target.astype(np.int64)
+    path = Path(spec)
+    if _file_kind(path.name.lower()) != "npz" or not path.is_file():
+        raise DataError(f"--data {spec} has no labels: they come with digits, digits-binary, or a .npz holding "
+                        "an array named 'labels' beside the data")
+    with np.load(path, allow_pickle=False) as archive:
+        if "labels" not in archive.files:
+            raise DataError(f"{path} holds no array named 'labels' (it holds {', '.join(archive.files)})")
+        labels = np.asarray(archive["labels"])
+    if labels.ndim != 1 or labels.dtype.kind not in "iub" or (labels.size and labels.min() < 0):
+        raise DataError(f"{path}: 'labels' must be one integer class (0, 1, ...) per row, got an array of "
+                        f"{labels.dtype} values and shape {labels.shape}")
+    return labels.astype(np.int64)
+
+
+def one_hot(labels: np.ndarray, classes: int, layer: str = "the label layer") -> np.ndarray:
+    """Integer classes as one-hot rows of `classes` columns."""
+    if labels.size and labels.max() >= classes:
+        raise DataError(f"the labels go up to {labels.max()}, but {layer} has {classes} classes")
+    return np.eye(classes)[labels]
+
+
 def _from_file(path: Path) -> np.ndarray:
     name = path.name.lower()
     kind = _file_kind(name)
@@ -144,10 +175,11 @@ def _from_file(path: Path) -> np.ndarray:
         if isinstance(loaded, np.ndarray):
             return loaded
         with loaded as archive:
-            keys = list(archive.files)
+            keys = [key for key in archive.files if key != "labels"]
             if len(keys) != 1:
-                listed = ", ".join(keys) or "none"
-                raise DataError(f"{path}: a .npz for --data must hold exactly one array; it holds {len(keys)} ({listed})")
+                listed = ", ".join(archive.files) or "none"
+                raise DataError(f"{path}: a .npz for --data must hold exactly one array (and optionally one named "
+                                f"'labels'); it holds {len(archive.files)} ({listed})")
             return archive[keys[0]]
     except (OSError, ValueError, EOFError, zlib.error) as error:
         raise DataError(f"cannot read {path}: {error}") from None
