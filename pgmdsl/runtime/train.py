@@ -178,13 +178,7 @@ class Trainer:
             self.sampler = self.c.random(int(self.rng.integers(2**63))) if self.c.xp is not np else self.rng
             shuffled = {k: self.c.xp.asarray(v[permutation]) for k, v in self.data.items()}  # one copy an epoch
             inner = tqdm(range(batches), leave=False, unit="batch", disable=quiet or o.verbose < 2)
-            if self.fused:
-                lr = self._fused_epoch(shuffled, inner, total)
-            for b in () if self.fused else inner:
-                start = b * o.batch_size
-                lr = o.learning_rate(self.updates, total)
-                self.update({k: v[start:start + o.batch_size] for k, v in shuffled.items()}, lr)
-                self.updates += 1
+            lr = (self._fused_epoch if self.fused else self._generic_epoch)(shuffled, inner, total)
             bad = [k for k, v in self.c.params.items() if not bool(self.c.xp.isfinite(self.c.xp.sum(v)))]
             if bad:
                 self._diverged(bad, epoch, good)
@@ -199,6 +193,16 @@ class Trainer:
             for callback in self.callbacks:
                 callback(self.c, row)
         return self.history
+
+    def _generic_epoch(self, shuffled: dict, batches, total: int) -> float:
+        """One epoch of `update` over the generated module; returns the last learning rate."""
+        o, lr = self.options, self.options.lr
+        for b in batches:
+            start = b * o.batch_size
+            lr = o.learning_rate(self.updates, total)
+            self.update({k: v[start:start + o.batch_size] for k, v in shuffled.items()}, lr)
+            self.updates += 1
+        return lr
 
     def _fused_epoch(self, shuffled: dict, batches, total: int) -> float:
         """One epoch of packed updates (runtime.fused); the parameters, momentum and chains come back after it."""
