@@ -76,7 +76,8 @@ def train_command(args) -> int:
         raise DSLError(f"-o {run_dir}: exists and is not a directory")
     sizes = _sizes(args.set)
     options = dict(method=args.method, k=args.k, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                   seed=args.seed, momentum=args.momentum, weight_decay=args.weight_decay)
+                   seed=args.seed, momentum=args.momentum, weight_decay=args.weight_decay, objective=args.objective,
+                   labels=args.labels, generative_weight=args.generative_weight)
     training_options(**options)  # bad options, an unknown model or a bad --set are reported before the data is read
     load(args.model, **sizes)
     data = load_data(args.data, dtype=args.dtype)
@@ -171,7 +172,9 @@ def _epoch_printer(epochs: int):
     def report(compiled, row: dict) -> None:
         gap = row.get("free_energy_gap")
         gap = f"  free-energy gap {gap:+.4f}" if gap is not None else ""
-        print(f"epoch {row['epoch']:>{width}}/{epochs}  reconstruction {row['reconstruction']:.4f}{gap}  "
+        accuracy = "".join(f"  {label} accuracy {row[key]:.4f}" for label in ("train", "validation")
+                           if (key := f"{label}_label_accuracy") in row)
+        print(f"epoch {row['epoch']:>{width}}/{epochs}  reconstruction {row['reconstruction']:.4f}{gap}{accuracy}  "
               f"({row['seconds']:.2f} s)", flush=True)
 
     return report
@@ -262,6 +265,10 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--momentum", type=float, default=0.0, help="in [0, 1) (default 0)")
     parser.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty on weight matrices (default 0)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--objective", default="generative", choices=["generative", "discriminative", "hybrid"],
+                        help="log p(data) by CD/PCD (default); log p(labels | rest), exact (needs --labels); or both")
+    parser.add_argument("--generative-weight", type=float, default=0.01,
+                        help="hybrid objective: weight of the generative step (default 0.01)")
     parser.add_argument("--validation-fraction", type=float, default=0.1,
                         help="rows held out for the free-energy gap (default 0.1; 0 for none)")
     parser.add_argument("-o", "--output", required=True, metavar="RUN_DIR",

@@ -103,7 +103,7 @@ def test_what_cannot_be_a_label_says_why(name, sizes, layer, fragment):
 def test_accuracy_needs_the_true_labels_and_the_other_layers():
     c = class_rbm()
     x, y = rows(c)
-    with pytest.raises(DSLError, match="true values of layer 'y'"):
+    with pytest.raises(DSLError, match="needs the true values of layer 'y'"):
         label_accuracy(c, {"x": x}, "y")
     with pytest.raises(DSLError, match="lacks layer x"):
         label_log_probabilities(c, {"y": y}, "y")
@@ -118,3 +118,100 @@ def test_a_trained_class_rbm_classifies_its_training_labels():
     c.fit({"x": images, "y": labels}, method="cd", epochs=1000, batch_size=2, lr=0.1, seed=0, verbose=0)
     after = label_accuracy(c, {"x": images, "y": labels}, "y")
     assert after == 1.0 and before < 1.0
+
+
+# ---- discriminative and hybrid training: the exact gradient of log p(y | x) ----
+
+def brute_force_label_gradient(c, x, y):
+    """d/dtheta of mean_r log p(y_r | x_r), from the hand-written energy: every (y', h) enumerated, complex step."""
+    ys, hs = exact.layer_states(c.layers["y"]), exact.layer_states(c.layers["h"])
+    params = {k: np.asarray(v) for k, v in c.params.items()}
+    total = {k: np.zeros_like(v) for k, v in params.items()}
+    for values, label in zip(x, y):
+        # every (y', h) for this row: weights p(y', h | x) and p(h | x, y)
+        state = exact.product_state({"y": ys, "h": hs})
+        state["x"] = np.repeat(values[None], len(state["h"]), 0)
+        minus_energy = -exact.class_rbm(params, state)
+        joint = np.exp(minus_energy - logsumexp(minus_energy))
+        given = np.all(state["y"] == label, axis=1)
+        posterior = np.where(given, np.exp(minus_energy - logsumexp(minus_energy[given])), 0.0)
+        derivatives = exact.energy_derivatives(exact.class_rbm, params, state)  # dE/dtheta per (y', h)
+        for name, d in derivatives.items():
+            total[name] += -(np.tensordot(posterior, d, axes=(0, 0)) - np.tensordot(joint, d, axes=(0, 0)))
+    return {k: v / len(x) for k, v in total.items()}
+
+
+def test_the_discriminative_step_is_the_exact_gradient_of_log_p_y_given_x():
+    from pgmdsl.runtime.train import Trainer
+
+    c = class_rbm(nx=3, ny=3, nh=2, seed=5)
+    x, y = rows(c, n=4, seed=6)
+    trainer = Trainer(c, {"x": x, "y": y}, objective="discriminative", labels="y", verbose=0)
+    assert trainer.fused is None and "discriminative objective" in trainer.why_generic
+    steps, _ = trainer.labelled.steps({"x": x, "y": y}, 1.0)
+    expected = brute_force_label_gradient(c, x, y)
+    for name in expected:
+        np.testing.assert_allclose(steps[name], expected[name], rtol=0, atol=1e-10, err_msg=name)
+
+
+def test_the_hybrid_step_adds_the_weighted_generative_one():
+    """hybrid(lr) = discriminative(lr) + 0.3 generative(lr): the generative part makes the same draws."""
+    from pgmdsl.runtime.train import Trainer
+
+    c = class_rbm(nx=3, ny=3, nh=2, seed=7)
+    x, y = rows(c, n=4, seed=8)
+    data = {"x": x, "y": y}
+    start = {k: v.copy() for k, v in c.params.items()}
+    moved = {}
+    for objective in ("hybrid", "generative", "discriminative"):
+        for k, v in start.items():
+            c.params[k] = v.copy()
+        trainer = Trainer(c, data, method="cd", objective=objective, labels="y", generative_weight=0.3, verbose=0)
+        trainer.sampler = np.random.default_rng(2)
+        trainer.update(data, 0.1)
+        moved[objective] = {k: c.params[k] - start[k] for k in start}
+    assert all(np.abs(step).max() > 1e-4 for step in moved["generative"].values())
+    # the inputs' biases do not change p(y | x): their step is 0 but for rounding
+    np.testing.assert_allclose(moved["discriminative"]["a"], 0, rtol=0, atol=1e-15)
+    assert all(np.abs(moved["discriminative"][name]).max() > 1e-4 for name in ("W", "U", "b", "c"))
+    for name in start:
+        np.testing.assert_allclose(moved["hybrid"][name], moved["discriminative"][name] + 0.3 * moved["generative"][name],
+                                   rtol=0, atol=1e-12, err_msg=name)
+
+
+def linear_rule(rows=60, units=9, seed=0):
+    """Random binary inputs labelled by a random linear rule (half of each class)."""
+    rng = np.random.default_rng(seed)
+    x = (rng.random((rows, units)) < 0.5).astype(float)
+    score = x @ rng.normal(size=units)
+    return {"x": x, "y": np.eye(2)[(score > np.median(score)).astype(int)]}
+
+
+def test_discriminative_training_climbs_the_conditional_likelihood():
+    data = linear_rule()
+    final = {}
+    for objective in ("discriminative", "generative"):
+        c = pgmdsl.load("class_rbm", nx=9, ny=2, nh=8).compile(dtype="float64")
+        history = c.fit(data, epochs=50, batch_size=10, lr=0.5 if objective == "discriminative" else 0.1, seed=0,
+                        verbose=0, objective=objective, labels="y")
+        likelihood = history.column("train_label_log_likelihood")
+        final[objective] = likelihood[-1]
+        assert likelihood[0] == pytest.approx(np.log(0.5), abs=0.02)  # small initial weights: p(y | x) about 1/2
+    assert final["discriminative"] > -0.2 and final["discriminative"] > final["generative"] + 0.1
+    c = pgmdsl.load("class_rbm", nx=9, ny=2, nh=8).compile(dtype="float64")
+    c.fit(data, epochs=50, batch_size=10, lr=0.5, seed=0, verbose=0, objective="discriminative", labels="y")
+    assert label_accuracy(c, data, "y") >= 0.95
+
+
+@pytest.mark.parametrize("given, message", [
+    (dict(objective="discriminative"), "objective='discriminative' needs labels="),
+    (dict(objective="hybrid", labels="h"), "labels='h' is a hidden layer"),
+    (dict(objective="discriminative", labels="q"), "has no such layer"),
+    (dict(objective="sideways", labels="y"), "objective must be 'generative', 'discriminative' or 'hybrid'"),
+])
+def test_objective_errors(given, message):
+    c = class_rbm()
+    x, y = rows(c)
+    with pytest.raises(DSLError) as caught:
+        c.fit({"x": x, "y": y}, epochs=1, verbose=0, **given)
+    assert message in caught.value.message

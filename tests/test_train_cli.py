@@ -194,3 +194,16 @@ def test_label_errors_are_one_line(tmp_path, capsys, arguments, message):
     assert main(arguments + ["--epochs", "1", "-o", str(tmp_path / "run")]) == 1
     captured = capsys.readouterr()
     assert message in captured.err and len(captured.err.strip().splitlines()) == 1
+
+
+def test_train_with_a_discriminative_objective_prints_the_label_accuracy_per_epoch(tmp_path, capsys):
+    assert main(["train", "class_rbm", "--data", "digits-binary", "--labels", "y", "--objective", "discriminative",
+                 "--set", "nh=16", "--epochs", "2", "--lr", "0.5", "--ais-runs", "0", "-o", str(tmp_path / "run")]) == 0
+    epochs = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == 2 and all("train accuracy" in line and "validation accuracy" in line for line in epochs)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["options"]["objective"] == "discriminative" and metrics["options"]["labels"] == "y"
+    assert metrics["history"][-1]["train_label_accuracy"] > 0.5  # ten classes: chance is 0.1
+    assert main(["train", "class_rbm", "--data", "digits-binary", "--objective", "hybrid", "--epochs", "1",
+                 "-o", str(tmp_path / "bad")]) == 1
+    assert "objective='hybrid' needs labels=" in capsys.readouterr().err

@@ -11,11 +11,11 @@ from ..runtime.train import reconstruction_error
 from .ais import AISEstimate, ais, default_schedule
 from .bound import lower_bound, mean_field
 from .exact import exact_log_z, log_likelihood
-from .labels import label_accuracy, label_log_probabilities, predict_labels
+from .labels import label_accuracy, label_log_likelihood, label_log_probabilities, label_metrics, predict_labels
 from .pseudo import free_energy_gap, pseudo_log_likelihood
 
 __all__ = [
     "AISEstimate", "ais", "default_schedule", "exact_log_z", "free_energy_gap", "label_accuracy",
-    "label_log_probabilities", "log_likelihood", "lower_bound", "mean_field", "predict_labels",
+    "label_log_likelihood", "label_log_probabilities", "label_metrics", "log_likelihood", "lower_bound", "mean_field", "predict_labels",
     "pseudo_log_likelihood", "reconstruction_error",
 ]

@@ -43,11 +43,37 @@ def predict_labels(compiled, data, layer: str) -> np.ndarray:
 
 def label_accuracy(compiled, data, layer: str) -> float:
     """Fraction of rows whose given `layer` values are its most probable state given the rest."""
+    log_p, states = label_log_probabilities(compiled, data, layer)
+    return float(np.mean(np.argmax(log_p, axis=1) == _true_states(data, layer, states)))
+
+
+def label_log_likelihood(compiled, data, layer: str) -> np.ndarray:
+    """log p(given `layer` values | rest) of each row: the conditional log-likelihood discriminative training climbs."""
+    log_p, states = label_log_probabilities(compiled, data, layer)
+    return log_p[np.arange(len(log_p)), _true_states(data, layer, states)]
+
+
+def label_metrics(compiled, data, layer: str) -> dict:
+    """{"accuracy", "log_likelihood"}: label_accuracy and the mean of label_log_likelihood, from one enumeration."""
+    log_p, states = label_log_probabilities(compiled, data, layer)
+    truth = _true_states(data, layer, states)
+    return {"accuracy": float(np.mean(np.argmax(log_p, axis=1) == truth)),
+            "log_likelihood": float(np.mean(log_p[np.arange(len(log_p)), truth]))}
+
+
+def _true_states(data, layer: str, states: np.ndarray) -> np.ndarray:
+    """The index among `states` of each row's given value of `layer`."""
     if not isinstance(data, dict) or layer not in data:
-        raise DSLError(f"accuracy needs the true values of layer '{layer}' in the data")
-    truth = np.asarray(data[layer], dtype=np.float64)
-    predicted = predict_labels(compiled, data, layer)
-    return float(np.mean(np.all(predicted.reshape(len(truth), -1) == truth.reshape(len(truth), -1), axis=1)))
+        raise DSLError(f"this needs the true values of layer '{layer}' in the data")
+    values = np.asarray(data[layer], dtype=np.float64)
+    flat = values.reshape(len(values), -1)
+    if flat.shape[1] != states[0].size:
+        raise DSLError(f"layer '{layer}' has {states[0].size} units per row; the data has {flat.shape[1]}")
+    match = np.all(flat[:, None, :] == states.reshape(len(states), -1)[None], axis=2)
+    if not match.any(axis=1).all():
+        bad = int(np.argmin(match.any(axis=1)))
+        raise DSLError(f"row {bad} of layer '{layer}' is not one of its states (one-hot, 0/1 or -1/+1 values)")
+    return np.argmax(match, axis=1)
 
 
 def _given(compiled, data, layer: str) -> dict:

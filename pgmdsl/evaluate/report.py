@@ -9,7 +9,7 @@ from .ais import ais, default_schedule
 from .bound import lower_bound
 from .exact import MAX_STATES, cheapest, exact_log_z
 from .exact import log_likelihood as exact_log_likelihood
-from .labels import label_accuracy
+from .labels import label_metrics
 from .pseudo import pseudo_log_likelihood
 from .states import log2_count
 
@@ -31,7 +31,8 @@ def evaluate(compiled, sets: dict, ais_runs: int = 100, distributions: int | Non
         metrics = {"rows": len(next(iter(rows.values())))}
         metrics["reconstruction"] = reconstruction_error(compiled, rows)
         if labels is not None:
-            metrics["accuracy"] = label_accuracy(compiled, rows, labels)
+            scores = label_metrics(compiled, rows, labels)
+            metrics["accuracy"], metrics["label_log_likelihood"] = scores["accuracy"], scores["log_likelihood"]
             metrics["labels"] = labels
         try:
             metrics["pseudo_log_likelihood"] = float(np.mean(pseudo_log_likelihood(compiled, rows)))
@@ -76,7 +77,7 @@ def lines(result: dict) -> list[str]:
             else f"  log Z                  ({how})"]
     labels = {"log_likelihood": "log-likelihood", "log_likelihood_lower_bound": "log-likelihood >=",
               "pseudo_log_likelihood": "pseudo-log-likelihood", "reconstruction": "reconstruction error",
-              "accuracy": "accuracy"}
+              "accuracy": "accuracy", "label_log_likelihood": "log p(label | rest)"}
     for name, metrics in result.items():
         if name == "log_z":
             continue

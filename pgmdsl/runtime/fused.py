@@ -34,6 +34,8 @@ def fused_reason(compiled, options, clamp=()) -> str | None:
     """None when `FusedStep` can train this model with these options; otherwise why not."""
     if not options.fused:
         return "fused=False"
+    if options.objective != "generative":
+        return f"the {options.objective} objective needs the generic trainer"
     if options.sparsity_target is not None:
         return "a sparsity target needs the generic trainer"
     if clamp:

@@ -39,6 +39,10 @@ CHECKS = {
     "checkpoint_every": (_positive_int, "a positive integer"),
     "verbose": (lambda v: v in (0, 1, 2), "0, 1 or 2"),
     "fused": (lambda v: isinstance(v, bool), "True or False"),
+    "objective": (lambda v: v in ("generative", "discriminative", "hybrid"),
+                  "'generative', 'discriminative' or 'hybrid'"),
+    "labels": (lambda v: v is None or (isinstance(v, str) and v != ""), "None or a layer name"),
+    "generative_weight": (_nonnegative, "a number >= 0"),
 }
 
 
@@ -65,6 +69,9 @@ class TrainingOptions:
     checkpoint_every: int = 1
     verbose: int = 1
     fused: bool = True  # the packed few-call update (runtime.fused) where the model allows it
+    objective: str = "generative"  # log p(data) by CD/PCD; log p(labels | rest) exactly; or both (hybrid)
+    labels: str | None = None  # the label layer for the discriminative and hybrid objectives
+    generative_weight: float = 0.01  # hybrid: weight of the generative step (Larochelle and Bengio 2008)
 
     def __post_init__(self):
         for field in fields(self):
@@ -72,6 +79,8 @@ class TrainingOptions:
             value = getattr(self, field.name)
             if not check(value):
                 raise DSLError(f"fit: {field.name} must be {wanted}, got {value!r}")
+        if self.objective != "generative" and self.labels is None:
+            raise DSLError(f"fit: objective='{self.objective}' needs labels= (the label layer)")
 
     def learning_rate(self, update: int, total: int) -> float:
         if self.lr_schedule == "inverse":

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import DSLError
 from . import checkpoint as checkpoints
+from .discriminative import LabelGradient
 from .fused import FusedStep, fused_reason
 from .initialize import constrain, initial_value
 from .options import options as make_options
@@ -114,6 +115,7 @@ class Trainer:
         self.stacked = (self.options.method == "pcd" and not self.latent and not self.clamp and self.first_class
                         and self.first_class <= set(compiled.marginalised) and self.first_class <= set(self.drawers))
         self.biases = _hidden_biases(compiled) if self.options.sparsity_target is not None else {}
+        self.labelled = LabelGradient(compiled, self.options.labels) if self.options.objective != "generative" else None
         self.fused = None
         self.why_generic = fused_reason(compiled, self.options, self.clamp)
         if self.why_generic is None:
@@ -229,10 +231,25 @@ class Trainer:
         )
 
     def update(self, batch: dict, lr: float) -> None:
-        """One step: data phase, model phase, then theta += lr (data - model statistics)."""
-        c, o, xp = self.c, self.options, self.c.xp
+        """One step along the objective: theta += lr (data - model statistics), then decay, momentum, sparsity."""
+        o, xp = self.options, self.c.xp
         if xp is not np:  # rows handed in from the host (partial_fit)
             batch = {k: xp.asarray(v) for k, v in batch.items()}
+        if o.objective == "discriminative":
+            steps, positive = self.labelled.steps(batch, lr)
+        else:
+            weight = o.generative_weight if o.objective == "hybrid" else 1.0
+            steps, positive = self.generative_steps(batch, lr * weight)
+            if o.objective == "hybrid":
+                conditional, _ = self.labelled.steps(batch, lr)
+                steps = {name: steps[name] + conditional[name] for name in steps}
+        self._apply(steps, lr)
+        if self.biases:
+            self.sparsity(positive, lr)
+
+    def generative_steps(self, batch: dict, lr: float) -> tuple[dict, dict]:
+        """(lr (data - model statistics) of CD-k or PCD-k, the data phase's state)."""
+        c, xp = self.c, self.c.xp
         rows = len(next(iter(batch.values())))
         positive = self.infer(batch) if self.latent else dict(batch)
         if self.stacked:
@@ -246,7 +263,11 @@ class Trainer:
         chains = len(next(iter(negative.values())))
         # one pass for both phases: the model rows weigh -lr/chains, the data rows lr/rows
         both = {k: xp.concatenate((v, negative[k])) for k, v in positive.items()}
-        steps = c.module.statistics(c.params, both, self._weights(rows, chains, lr))
+        return c.module.statistics(c.params, both, self._weights(rows, chains, lr)), positive
+
+    def _apply(self, steps: dict, lr: float) -> None:
+        """theta += step, with L2 decay on weight matrices, momentum and the parameters' constraints."""
+        c, o, xp = self.c, self.options, self.c.xp
         for param in c.model.params:
             name = param.name
             step = steps[name]
@@ -261,8 +282,6 @@ class Trainer:
             value += step
             if param.constraints:
                 c.params[name] = constrain(param, value, xp)
-        if self.biases:
-            self.sparsity(positive, lr)
 
     def _weights(self, rows: int, chains: int, lr: float):
         key = (rows, chains, lr)
@@ -392,6 +411,21 @@ class Trainer:
             result["free_energy_gap"] = float(c.xp.mean(c.module.free_energy(c.params, held))) - train
         if self.monitor:
             result.update(self._monitored({k: v[:500] for k, v in sample.items()}))
+        if self.options.labels:
+            result.update(self._label_metrics(sample))
+        return result
+
+    def _label_metrics(self, sample: dict) -> dict:
+        """Accuracy and mean log p(label | rest), exact, on the training sample (and validation rows if given)."""
+        from ..evaluate.labels import label_metrics
+
+        sets = {"train": sample}
+        if self.validation is not None:
+            sets["validation"] = {k: v[:1000] for k, v in self.validation.items()}
+        result = {}
+        for label, rows in sets.items():
+            for name, value in label_metrics(self.c, rows, self.options.labels).items():
+                result[f"{label}_label_{name}"] = value
         return result
 
     def _monitored(self, sample: dict) -> dict:

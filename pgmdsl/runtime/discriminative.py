@@ -1,0 +1,70 @@
+"""The exact gradient of log p(label | rest): discriminative and hybrid training (Larochelle and Bengio 2008).
+
+For a model whose label layer y is discrete and visible and whose latent
+layers are all summed out, p(y | x) = exp(-F(x, y)) / sum over y' of
+exp(-F(x, y')), and
+
+    d log p(y | x) / d theta = S(x, y) - sum over y' of p(y' | x) S(x, y'),
+
+S(x, y) = -dF/dtheta = the expected statistics given (x, y). Enumerating y'
+makes it exact: no sampling, no chains. The generated `statistics` give S
+with the summed-out layers at their conditional means, which is exact for
+the terms that are linear in them (biases and couplings, as in every
+standard-library model that sums its hidden layer out); the generative
+phases use the same. One call covers a minibatch: the data rows with weight
+lr/rows, then every (row, y') with weight -lr p(y' | x)/rows.
+
+`objective="hybrid"` adds the generative (CD/PCD) step scaled by
+`generative_weight`, Larochelle and Bengio's hybrid criterion.
+"""
+
+from __future__ import annotations
+
+from ..errors import DSLError
+
+
+class LabelGradient:
+    """Steps along the gradient of the mean log p(`layer` | the other observed layers) of a minibatch."""
+
+    def __init__(self, compiled, layer: str):
+        from ..evaluate.labels import MAX_LABEL_STATES  # evaluate imports the trainer: not at module level
+        from ..evaluate.states import chunks, digits
+
+        info = compiled.layers.get(layer)
+        if info is None:
+            raise DSLError(f"fit: labels='{layer}': model {compiled.model.name} has no such layer")
+        observed = [n for n, i in compiled.layers.items() if i["role"] in ("visible", "input")]
+        if info["role"] != "visible":
+            raise DSLError(f"fit: labels='{layer}' is a {info['role']} layer; labels are a visible layer")
+        if not set(compiled.kept) <= set(observed):
+            latent = ", ".join(n for n in compiled.kept if n not in observed)
+            raise DSLError(f"fit: a discriminative objective needs every latent layer summed out; "
+                           f"{compiled.model.name} keeps {latent}")
+        counted = digits(compiled, layer)
+        if counted.count > MAX_LABEL_STATES:
+            raise DSLError(f"fit: layer '{layer}' has {counted.count} states, more than the {MAX_LABEL_STATES} "
+                           "a label may have")
+        self.c, self.layer = compiled, layer
+        xp = compiled.xp
+        self.states = xp.asarray(next(chunks([counted], size=counted.count))[layer], dtype=compiled.dtype)
+        module = compiled.module
+        self.means = [(n, getattr(module, f"mean_{n}")) for n in compiled.marginalised]
+
+    def steps(self, batch: dict, lr: float) -> tuple[dict, dict]:
+        """(lr times the gradient of the batch's mean log p(label | rest), the data rows with their hidden means)."""
+        c, xp, params = self.c, self.c.xp, self.c.params
+        rows, count = len(batch[self.layer]), len(self.states)
+        every = {k: xp.repeat(v, count, axis=0) for k, v in batch.items() if k != self.layer}
+        every[self.layer] = xp.tile(self.states, (rows,) + (1,) * (self.states.ndim - 1))
+        log_p = -c.module.free_energy(params, every).reshape(rows, count)
+        log_p = log_p - xp.max(log_p, axis=1, keepdims=True)
+        p = xp.exp(log_p)
+        p /= xp.sum(p, axis=1, keepdims=True)
+        data = dict(batch)
+        for name, mean in self.means:
+            data[name] = mean(params, data)
+            every[name] = mean(params, every)
+        both = {k: xp.concatenate((data[k], every[k])) for k in data}
+        weights = xp.concatenate((xp.full(rows, lr / rows, dtype=c.dtype), (-lr / rows) * p.reshape(-1)))
+        return c.module.statistics(params, both, weights.astype(c.dtype, copy=False)), data
+
