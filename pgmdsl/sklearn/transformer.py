@@ -1,58 +1,18 @@
-"""A scikit-learn estimator for pgmdsl models (the optional `sklearn` extra).
-
-`RBM` is a drop-in for `sklearn.neural_network.BernoulliRBM`: the same
-parameter names and defaults, the same learned attributes (`components_`,
-`intercept_hidden_`, `intercept_visible_`), and `fit`, `partial_fit`,
-`transform`, `score_samples` and `gibbs`, so it goes in a Pipeline wherever
-BernoulliRBM does::
-
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from pgmdsl.sklearn import RBM
-
-    model = Pipeline([("rbm", RBM(n_components=100, learning_rate=0.06, random_state=0)),
-                      ("logistic", LogisticRegression(C=6000))])
-
-Training is the model's generic trainer (`pgmdsl.runtime.train`, what
-`Compiled.fit` runs; PCD-1 by default like BernoulliRBM), so any `.dgm` model
-with one observed layer can stand in for the RBM (`model="path/to/my.dgm"`).
-
-Where it differs from BernoulliRBM, on purpose:
-
-- *Visible biases* start at 0 as BernoulliRBM's unless `data_init=True`,
-  which applies the model's data-dependent initialisers (for the standard
-  `rbm`: `logit_mean(v)`, the log odds of each unit's mean, as Hinton's
-  practical guide advises and as `Compiled.fit` always does). On
-  scikit-learn's digits example the zero start gave the classifier better
-  features (bench/README.md). `partial_fit` never applies them: one
-  minibatch is a poor estimate of the unit means.
-- *Minibatches* are drawn from a fresh permutation of the rows every epoch
-  (BernoulliRBM visits them in the same order every epoch). The persistent
-  chains are `batch_size` rows started from random training rows
-  (BernoulliRBM: hidden units at 0).
-- `score_samples` is the exact pseudo-log-likelihood, summed over *every*
-  visible unit (deterministic); BernoulliRBM returns an unbiased but noisy
-  estimate of the same sum from one randomly flipped unit per row.
-- `gibbs` returns floats of the model's dtype (0.0 / 1.0), not booleans.
-- Sparse input is accepted and densified (the generated kernels are dense).
-"""
+"""`RBM`: a drop-in for scikit-learn's BernoulliRBM (see the package's notes)."""
 
 from __future__ import annotations
 
 import os
-from contextlib import nullcontext
-from functools import lru_cache
 from numbers import Integral, Real
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .errors import DSLError
+from ..errors import DSLError
+from ._common import blas_threads, host, pack_compiled, seeds, unpack_compiled
 
 __all__ = ["RBM"]
 
@@ -178,7 +138,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.compiled_ = compiled
         self._n_features_out = self._hidden_width()
         self._trainer = self._carried = self._gibbs_rng = None
-        from .runtime.train import Trainer
+        from ..runtime.train import Trainer
 
         trainer = Trainer(compiled, X, epochs=max(int(self.n_iter), 1), seed=train_seed, verbose=0,
                           callbacks=(self._report(X),) if self.verbose else (), **self._options())
@@ -219,7 +179,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             self.n_iter_ = 0
             self.history_ = []
         trainer = self._partial_trainer(X)
-        from .runtime.train import TrainingDiverged, as_data
+        from ..runtime.train import TrainingDiverged, as_data
 
         good = {name: value.copy() for name, value in self.compiled_.params.items()}
         trainer.update(as_data(self.compiled_, X), float(self.learning_rate))
@@ -251,9 +211,9 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         X = self._validate(X, reset=False)
         hidden = self.compiled_.transform(X)
         if isinstance(hidden, dict):
-            hidden = [_host(value).reshape(len(X), -1) for value in hidden.values()]
+            hidden = [host(value).reshape(len(X), -1) for value in hidden.values()]
             return np.concatenate(hidden, axis=1).astype(self.compiled_.dtype, copy=False)
-        return np.asarray(_host(hidden)).reshape(len(X), -1)
+        return np.asarray(host(hidden)).reshape(len(X), -1)
 
     def score_samples(self, X):
         """The exact pseudo-log-likelihood of each row: sum over i of log P(v_i | v_-i).
@@ -299,15 +259,15 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         v = self._validate(v, reset=False)
-        from .runtime.sampling import gibbs, initial_state
-        from .runtime.train import as_data
+        from ..runtime.sampling import gibbs, initial_state
+        from ..runtime.train import as_data
 
         if getattr(self, "_gibbs_rng", None) is None:
             self._gibbs_rng = np.random.default_rng(self._seeds()[1])
         c = self.compiled_
         given = {name: c.xp.asarray(value) for name, value in as_data(c, v).items()}
         state = gibbs(c, initial_state(c, len(v), self._gibbs_rng, given), self._gibbs_rng, steps=1)
-        return np.asarray(_host(state[self._visible])).reshape(len(v), -1)
+        return np.asarray(host(state[self._visible])).reshape(len(v), -1)
 
     # ---- BernoulliRBM's attributes, backed by compiled_.params ----
     @property
@@ -342,7 +302,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             raise AttributeError(f"model {compiled.model.name} has no parameter '{name}' (its parameters: "
                                  f"{', '.join(compiled.params)}); use compiled_.params")
         value = compiled.params[name]
-        return value if isinstance(value, np.ndarray) else _host(value)
+        return value if isinstance(value, np.ndarray) else host(value)
 
     def _set_param(self, name, value):
         current = self._param(name)
@@ -361,40 +321,14 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def __getstate__(self):
         """Picklable: the Compiled (a generated module) travels as its .dgm source, sizes and parameters."""
         state = dict(self.__dict__)
-        compiled = state.pop("compiled_", None)
         trainer = state.pop("_trainer", None)
         state.pop("_twin", None)
         if trainer is not None:
             state["_carried"] = _snapshot(trainer)
-        if compiled is not None:
-            state["_compiled_state"] = {
-                "source": compiled.model.source,
-                "filename": Path(compiled.model.filename).name,
-                "name": compiled.model.name,
-                "sizes": compiled.model.arguments,
-                "dtype": compiled.dtype.name,
-                "backend": compiled.backend,
-                "params": {name: np.array(_host(value)) for name, value in compiled.params.items()},
-            }
-        return state
+        return pack_compiled(state)
 
     def __setstate__(self, state):
-        state = dict(state)
-        saved = state.pop("_compiled_state", None)
-        self.__dict__.update(state)
-        if saved is not None:
-            from .loading import parse
-
-            model = parse(saved["source"], filename=saved["filename"], **saved["sizes"])
-            if model.name != saved["name"]:
-                from .runtime.checkpoint import _named
-
-                model = _named(saved["source"], {"model": saved["name"], "filename": saved["filename"],
-                                                 "sizes": saved["sizes"]})
-            compiled = model.compile(backend=saved["backend"], dtype=saved["dtype"])
-            for name, value in saved["params"].items():
-                compiled.params[name] = compiled.xp.asarray(value, dtype=compiled.dtype)
-            self.compiled_ = compiled
+        self.__dict__.update(unpack_compiled(state))
         self._trainer = None
 
     # ---- helpers ----
@@ -405,9 +339,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return X
 
     def _seeds(self) -> tuple[int, int]:
-        """Two seeds from random_state: parameter initialisation, then training (order, Gibbs draws)."""
-        rng = check_random_state(self.random_state)
-        return int(rng.randint(np.iinfo(np.int32).max)), int(rng.randint(np.iinfo(np.int32).max))
+        return seeds(self.random_state)
 
     def _options(self) -> dict:
         return {
@@ -421,7 +353,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         }
 
     def _compile(self, n_features: int, seed: int, data_dtype):
-        from .loading import load
+        from ..loading import load
 
         try:
             declared = load(self.model).arguments
@@ -449,19 +381,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return compiled
 
     def _blas_threads(self, n_features: int):
-        """One BLAS thread for fits whose per-update products are small (as digits' 10 x 64 x 100).
-
-        OpenBLAS runs products under about 2^18 multiply-adds on one thread
-        anyway; but the trainer's per-epoch monitoring (reconstruction error
-        on 1000 rows) is large enough to wake its worker threads, which then
-        busy-wait and, on a machine with busy cores, take CPU time from the
-        training thread: on 2 cores with another process running, epochs of
-        the digits example took 1.5-2x as long. Larger models keep every thread.
-        """
-        if int(self.batch_size) * n_features * self._hidden_width() > 1 << 18:
-            return nullcontext()
-        controller = _threadpools()
-        return nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")
+        return blas_threads(int(self.batch_size) * n_features * self._hidden_width())
 
     def _hidden_width(self) -> int:
         layers = self.compiled_.layers
@@ -469,7 +389,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return int(sum(np.prod(shape) for shape in hidden))
 
     def _partial_trainer(self, X):
-        from .runtime.train import Trainer
+        from ..runtime.train import Trainer
 
         if getattr(self, "_trainer", None) is None:
             _, seed = self._seeds()
@@ -491,7 +411,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                              "not the visible layer alone")
         shape = tuple(c.layers[self._visible]["shape"])
         free = c.free_energy({self._visible: c.xp.asarray(X.reshape((-1,) + shape), dtype=c.dtype)})
-        return np.asarray(_host(free), dtype=np.float64)
+        return np.asarray(host(free), dtype=np.float64)
 
     def _float64(self):
         """The model in float64 with the current parameters: pseudo-likelihoods are differences of free
@@ -508,7 +428,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return twin
 
     def _pseudo_log_likelihood(self, X):
-        from .evaluate import pseudo_log_likelihood
+        from ..evaluate import pseudo_log_likelihood
 
         c = self._float64()
         try:
@@ -534,22 +454,9 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 def _snapshot(trainer) -> dict:
     """What partial_fit needs to go on from a trainer: chains, momentum, generator, update count (host arrays)."""
     return {
-        "chains": {k: np.array(_host(v)) for k, v in (trainer.chains or {}).items()},
-        "velocity": {k: np.array(_host(v)) for k, v in trainer.velocity.items()},
+        "chains": {k: np.array(host(v)) for k, v in (trainer.chains or {}).items()},
+        "velocity": {k: np.array(host(v)) for k, v in trainer.velocity.items()},
         "rng": trainer.rng.bit_generator.state,
         "updates": trainer.updates,
     }
 
-
-def _host(value):
-    return value.get() if hasattr(value, "get") and not isinstance(value, np.ndarray) else value
-
-
-@lru_cache(maxsize=1)
-def _threadpools():
-    """threadpoolctl's view of the loaded BLAS libraries, found once (a scan costs milliseconds per fit)."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - scikit-learn depends on threadpoolctl
-        return None
-    return ThreadpoolController()
