@@ -113,6 +113,8 @@ def test_sdist_and_wheel_carry_the_data_folders(built):
         assert f"pgmdsl/_data/models/{model}.dgm" in wheel_files, model
     assert any(name.startswith("pgmdsl/_data/backends/") for name in wheel_files)
     assert "pgmdsl/cli.py" in wheel_files
+    for module in ("__init__", "transformer", "classifier", "_common"):  # a subpackage, not a module
+        assert f"pgmdsl/sklearn/{module}.py" in wheel_files, module
     # Nothing from the checkout's tests or benchmarks leaks into the wheel.
     assert not any(name.startswith(("tests/", "bench/")) for name in wheel_files)
 
