@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .runtime.datasets import image_shape
+from .runtime.gpu import to_host as _host
 
 
 def have_matplotlib() -> bool:
@@ -162,7 +163,3 @@ def save_curves(history, path, title: str = "") -> Path:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     return Path(path)
-
-
-def _host(value):
-    return value.get() if hasattr(value, "get") and not isinstance(value, np.ndarray) else value

@@ -18,6 +18,7 @@ from .numerics import logsumexp
 
 from ..errors import DSLError, DSLUnsupportedError
 from ..runtime.sampling import sweep_order
+from ..runtime.gpu import to_host as _host
 
 
 def default_schedule() -> np.ndarray:
@@ -171,7 +172,3 @@ def _estimate(log_w: np.ndarray, log_z_base: float, distributions: int) -> AISEs
     low = top + np.log(mean - spread) + log_z_base if mean > spread else -np.inf
     high = top + np.log(mean + spread) + log_z_base
     return AISEstimate(float(log_z), float(low), float(high), log_w, float(log_z_base), distributions)
-
-
-def _host(value):
-    return value.get() if hasattr(value, "get") and not isinstance(value, np.ndarray) else value

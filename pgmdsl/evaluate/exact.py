@@ -14,6 +14,7 @@ from .numerics import logsumexp
 
 from ..errors import DSLError
 from .states import chunks, digits, log2_count
+from ..runtime.gpu import to_host as _host
 
 MAX_STATES = 2**25
 
@@ -105,7 +106,3 @@ def log_likelihood(compiled, data, log_z, max_states: int = MAX_STATES):
         free = np.asarray(_host(compiled.free_energy(full, summed=summed)), dtype=np.float64).reshape(rows, count)
         result = np.logaddexp(result, logsumexp(-free, axis=1))
     return result - log_z
-
-
-def _host(value):
-    return value.get() if hasattr(value, "get") and not isinstance(value, np.ndarray) else value

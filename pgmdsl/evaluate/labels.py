@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import DSLError
 from .numerics import logsumexp
 from .states import chunks, digits
+from ..runtime.gpu import to_host as _host
 
 MAX_LABEL_STATES = 1 << 12
 
@@ -115,7 +116,3 @@ def _states(compiled, layer: str) -> np.ndarray:
         raise DSLError(f"layer '{layer}' has {counted.count} states, more than the {MAX_LABEL_STATES} a label "
                        "may have to be enumerated")
     return np.asarray(next(chunks([counted], size=counted.count))[layer], dtype=np.float64)
-
-
-def _host(value):
-    return value.get() if hasattr(value, "get") and not isinstance(value, np.ndarray) else value

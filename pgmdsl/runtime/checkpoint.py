@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import DSLError
+from .gpu import to_host as _host
 
 
 def save(path, compiled, training: dict | None = None) -> Path:
@@ -57,10 +58,6 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def _host(value):
-    return value.get() if hasattr(value, "get") and not isinstance(value, np.ndarray) else value
 
 
 def read(path) -> dict:

@@ -49,3 +49,10 @@ def _check_device(cupy) -> None:
         raise RuntimeError(
             "the cupy backend found CuPy but no NVIDIA GPU; set PGMDSL_CUPY_STANDIN=numpy to run its code on NumPy"
         )
+
+
+def to_host(value):
+    """A NumPy array from a NumPy or CuPy one (CuPy arrays have .get(); NumPy arrays are returned as they are)."""
+    import numpy
+
+    return value.get() if hasattr(value, "get") and not isinstance(value, numpy.ndarray) else value

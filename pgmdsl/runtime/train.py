@@ -26,6 +26,7 @@ from .fused import FusedStep, fused_reason
 from .initialize import constrain, initial_value
 from .options import options as make_options
 from .sampling import sweep_order
+from .gpu import to_host as _host
 
 log = logging.getLogger("pgmdsl.train")
 
@@ -486,10 +487,6 @@ class _Inference:
             for name in latent:
                 state[name] = c.module_mean(name, state)
         return {n: state[n] for n in latent}
-
-
-def _host(value):
-    return value.get() if hasattr(value, "get") and not isinstance(value, np.ndarray) else value
 
 
 def _hidden_biases(compiled) -> dict:

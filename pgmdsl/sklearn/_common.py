@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import check_random_state
 
+from ..runtime.gpu import to_host as host
+
 
 def pack_compiled(state: dict) -> dict:
     """An estimator's __dict__ made picklable: `compiled_` (a generated module) travels as its .dgm source,
@@ -76,8 +78,3 @@ def _threadpools():
     except ImportError:  # pragma: no cover - scikit-learn depends on threadpoolctl
         return None
     return ThreadpoolController()
-
-
-def host(value):
-    """A NumPy array from a NumPy or CuPy one."""
-    return value.get() if hasattr(value, "get") and not isinstance(value, np.ndarray) else value
