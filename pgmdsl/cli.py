@@ -156,7 +156,11 @@ def _with_labels(model, data, args):
     labels = load_labels(args.data)
     if len(labels) != len(data):
         raise DataError(f"--data {args.data}: {len(labels)} labels for {len(data)} rows")
-    (other,) = [n.name for n in model.layers if n.role in ("visible", "input") and n.name != layer.name]
+    others = [n.name for n in model.layers if n.role in ("visible", "input") and n.name != layer.name]
+    if len(others) != 1:
+        raise DSLError(f"--labels {layer.name}: model {model.name} observes {', '.join(others) or 'nothing'} besides "
+                       "its labels; the data's rows fill one layer")
+    (other,) = others
     return {other: data, layer.name: one_hot(labels, layer.shape[0], f"layer '{layer.name}'").astype(data.dtype)}
 
 

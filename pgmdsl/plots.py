@@ -43,10 +43,10 @@ def visible_image(compiled) -> tuple[str, tuple[int, int]] | None:
     A layer [H, W] or [1, H, W] is drawn as it is; a flat layer of n units is
     drawn as a square when n is one (64 -> 8x8, 784 -> 28x28). With several
     visible layers (a classification RBM's pixels and label), the one image
-    among them; None when there is none or more than one.
+    among those that are not one-hot; None when there is none or more than one.
     """
     images = [(name, _image(tuple(info["shape"]))) for name, info in compiled.layers.items()
-              if info["role"] == "visible"]
+              if info["role"] == "visible" and info["unit"] != "onehot"]  # one-hot layers are labels, not pictures
     images = [(name, shape) for name, shape in images if shape is not None]
     return images[0] if len(images) == 1 else None
 

@@ -695,3 +695,12 @@ def test_cupy_branch_trains_on_the_fused_path_as_on_the_generic_one(monkeypatch)
     assert_same(fused, generic)
     on_numpy = train(randomise(rbm(), seed=16, scale=0.3), data, True, **given)
     assert not np.allclose(fused["W"], on_numpy["W"], rtol=0, atol=1e-6)  # the branch really was the other one
+
+
+def test_buffers_are_no_larger_than_the_data():
+    """A batch_size above the number of rows allocates minibatch buffers for the rows (chains stay as asked)."""
+    data = binary_data(rbm())
+    cd = Trainer(rbm(), data, method="cd", batch_size=100_000, verbose=0).fused
+    assert cd.S.shape[0] == 2 * ROWS
+    pcd = Trainer(rbm(), data, method="pcd", batch_size=100, verbose=0).fused
+    assert pcd.S.shape[0] == ROWS + 100 and pcd.chains == 100  # the generic trainer keeps batch_size chains too

@@ -6,7 +6,8 @@ from scipy.special import logsumexp
 
 import pgmdsl
 from pgmdsl.errors import DSLError
-from pgmdsl.evaluate import label_accuracy, label_log_probabilities, predict_labels
+from pgmdsl.evaluate import (label_accuracy, label_log_likelihood, label_log_probabilities, label_metrics,
+                             predict_labels)
 
 import exact
 
@@ -87,17 +88,55 @@ energy = -x[i]*W[i,j]*h[j] - y[k]*U[k,j]*h[j] - c[k]*y[k]"""
     assert len(ys) == 4
 
 
-@pytest.mark.parametrize("name, sizes, layer, fragment", [
-    ("class_rbm", dict(nx=3, ny=2, nh=2), "h", "layer 'h' is hidden"),
-    ("class_rbm", dict(nx=3, ny=2, nh=2), "z", "has no layer 'z'"),
-    ("gbrbm", dict(nv=2, nh=2), "v", "cannot be enumerated"),
-    ("dbm", dict(nv=3, n1=2, n2=2), "v", "keeps"),
+GAUSSIAN_LABEL = """model g(nx: int = 3, ny: int = 2, nh: int = 2)
+visible x[nx]: binary
+visible y[ny]: gaussian
+hidden h[nh]: binary
+param W[nx, nh] ~ normal(0, 1)
+param U[ny, nh] ~ normal(0, 1)
+energy = y[k]*y[k]/2 - x[i]*W[i,j]*h[j] - y[k]*U[k,j]*h[j]"""
+
+DEEP_LABEL = """model d(nx: int = 3, ny: int = 2, nh: int = 2)
+visible x[nx]: binary
+visible y[ny]: onehot
+hidden h1[nh]: binary
+hidden h2[nh]: binary
+param W[nx, nh] ~ normal(0, 1)
+param U[ny, nh] ~ normal(0, 1)
+param Q[nh, nh] ~ normal(0, 1)
+energy = -x[i]*W[i,j]*h1[j] - y[k]*U[k,j]*h1[j] - h1[j]*Q[j,l]*h2[l]"""
+
+
+@pytest.mark.parametrize("make, layer, fragment", [
+    (lambda: class_rbm(nx=3, ny=2, nh=2), "h", "layer 'h' is hidden"),
+    (lambda: class_rbm(nx=3, ny=2, nh=2), "z", "has no layer 'z'"),
+    (lambda: pgmdsl.load("rbm", nv=3, nh=2).compile(dtype="float64"), "v", "the only observed layer"),
+    (lambda: pgmdsl.parse(GAUSSIAN_LABEL, filename="g.dgm").compile(dtype="float64"), "y", "cannot be enumerated"),
+    (lambda: pgmdsl.parse(DEEP_LABEL, filename="d.dgm").compile(dtype="float64"), "y", "keeps h2"),
 ])
-def test_what_cannot_be_a_label_says_why(name, sizes, layer, fragment):
-    c = pgmdsl.load(name, **sizes).compile(dtype="float64")
+def test_what_cannot_be_a_label_says_why(make, layer, fragment):
+    c = make()
     with pytest.raises(DSLError) as caught:
         label_log_probabilities(c, {"x": np.zeros((1, 3))}, layer)
     assert fragment in caught.value.message
+    with pytest.raises(DSLError) as caught:  # fit checks before training, whatever the objective
+        c.fit({"x": np.zeros((4, 3)), "y": np.zeros((4, 2))} if "y" in c.layers else np.zeros((4, 3)), epochs=1,
+              verbose=0, labels=layer)
+    assert caught.value.message.startswith(f"fit: labels='{layer}': ") and fragment in caught.value.message
+
+
+def test_label_metrics_are_accuracy_and_mean_conditional_log_likelihood():
+    c = class_rbm(seed=9)
+    x, y = rows(c, n=25, seed=10)
+    expected, ys = brute_force_log_p(c, x)
+    truth = np.argmax(y, 1)
+    metrics = label_metrics(c, {"x": x, "y": y}, "y")
+    assert metrics["accuracy"] == pytest.approx(np.mean(np.argmax(expected, 1) == truth))
+    assert metrics["log_likelihood"] == pytest.approx(np.mean(expected[np.arange(25), truth]), abs=1e-12)
+    np.testing.assert_allclose(label_log_likelihood(c, {"x": x, "y": y}, "y"), expected[np.arange(25), truth],
+                               rtol=0, atol=1e-12)
+    with pytest.raises(DSLError, match="row 0 of layer 'y' is not one of its states"):
+        label_metrics(c, {"x": x, "y": y * 0.5}, "y")
 
 
 def test_accuracy_needs_the_true_labels_and_the_other_layers():
@@ -205,8 +244,8 @@ def test_discriminative_training_climbs_the_conditional_likelihood():
 
 @pytest.mark.parametrize("given, message", [
     (dict(objective="discriminative"), "objective='discriminative' needs labels="),
-    (dict(objective="hybrid", labels="h"), "labels='h' is a hidden layer"),
-    (dict(objective="discriminative", labels="q"), "has no such layer"),
+    (dict(objective="hybrid", labels="h"), "fit: labels='h': layer 'h' is hidden"),
+    (dict(objective="discriminative", labels="q"), "fit: labels='q': model class_rbm has no layer 'q'"),
     (dict(objective="sideways", labels="y"), "objective must be 'generative', 'discriminative' or 'hybrid'"),
 ])
 def test_objective_errors(given, message):

@@ -36,7 +36,11 @@ def test_visible_image(rbm):
     class_rbm = pgmdsl.load("class_rbm", nx=16, ny=3, nh=4).compile()
     assert plots.visible_image(class_rbm) == ("x", (4, 4))
     np.testing.assert_array_equal(plots.weight_tiles(class_rbm).reshape(4, 16), np.asarray(class_rbm.params["W"]).T)
-    assert plots.visible_image(pgmdsl.load("class_rbm", nx=16, ny=4, nh=4).compile()) is None  # two images: which?
+    assert plots.visible_image(pgmdsl.load("class_rbm", nx=16, ny=4, nh=4).compile()) == ("x", (4, 4))  # y: labels
+    two = pgmdsl.parse("model two(n: int = 9)\nvisible a[n]: binary\nvisible b[n]: binary\nhidden h[n]: binary\n"
+                       "param W[n, n] ~ normal(0, 1)\nparam U[n, n] ~ normal(0, 1)\n"
+                       "energy = -a[i]*W[i,j]*h[j] - b[i]*U[i,j]*h[j]", filename="two.dgm").compile()
+    assert plots.visible_image(two) is None  # two 3x3 images: which one?
 
 
 def test_weight_tiles(rbm):

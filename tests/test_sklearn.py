@@ -188,3 +188,16 @@ def test_unsuitable_models_are_reported(digits):
         gaussian.score_samples(X[:5])
     with pytest.raises(ValueError, match="no such model"):
         RBM(model="no_such_model", n_iter=1).fit(X[:20])
+
+
+def test_a_refit_scores_with_the_new_model(tmp_path):
+    """score_samples of a float32 model goes through a float64 twin; a refit must not keep the old one."""
+    spin = tmp_path / "spin.dgm"
+    spin.write_text("model spin(nv: int = 16, nh: int = 4)\nvisible v[nv]: binary\nhidden h[nh]: spin\n"
+                    "param W[nv, nh] ~ normal(0, 0.1)\nparam b[nh] = 0\nenergy = -v[i]*W[i,j]*h[j] - b[j]*h[j]\n")
+    X = (np.random.default_rng(0).random((30, 16)) < 0.5).astype(np.float32)
+    model = RBM(n_components=4, n_iter=2, random_state=0).fit(X)
+    model.score_samples(X)
+    refitted = model.set_params(model=str(spin)).fit(X).score_samples(X)
+    fresh = RBM(n_components=4, n_iter=2, random_state=0, model=str(spin)).fit(X).score_samples(X)
+    np.testing.assert_allclose(refitted, fresh, rtol=1e-6)

@@ -207,3 +207,30 @@ def test_train_with_a_discriminative_objective_prints_the_label_accuracy_per_epo
     assert main(["train", "class_rbm", "--data", "digits-binary", "--objective", "hybrid", "--epochs", "1",
                  "-o", str(tmp_path / "bad")]) == 1
     assert "objective='hybrid' needs labels=" in capsys.readouterr().err
+
+
+def test_generative_weight_reaches_the_trainer(tmp_path):
+    assert main(["train", "class_rbm", "--data", "digits-binary", "--labels", "y", "--objective", "hybrid",
+                 "--generative-weight", "0.5", "--set", "nh=4", "--epochs", "1", "--ais-runs", "0",
+                 "-o", str(tmp_path / "run")]) == 0
+    options = json.loads((tmp_path / "run" / "metrics.json").read_text())["options"]
+    assert options["objective"] == "hybrid" and options["generative_weight"] == 0.5
+
+
+def test_eval_with_labels_on_a_model_with_more_observed_layers_is_one_line(tmp_path, capsys):
+    import pgmdsl
+
+    source = """model three(n: int = 64, c: int = 10, m: int = 3)
+visible x[n]: binary
+visible z[n]: binary
+visible y[c]: onehot
+hidden h[m]: binary
+param W[n, m] ~ normal(0, 0.1)
+param V[n, m] ~ normal(0, 0.1)
+param U[c, m] ~ normal(0, 0.1)
+energy = -x[i]*W[i,j]*h[j] - z[i]*V[i,j]*h[j] - y[k]*U[k,j]*h[j]"""
+    (tmp_path / "three.dgm").write_text(source)
+    pgmdsl.load(tmp_path / "three.dgm").compile().save(tmp_path / "three.npz")
+    assert main(["eval", str(tmp_path / "three.npz"), "--data", "digits-binary", "--labels", "y", "--ais-runs", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "--labels y: model three observes x, z besides its labels" in err and len(err.strip().splitlines()) == 1

@@ -3,8 +3,9 @@
 exact_log_z and log_likelihood by enumeration where the state space allows;
 ais for log Z where it does not; lower_bound for models with latent layers
 the compiler keeps (DBMs); pseudo_log_likelihood, reconstruction_error and
-free_energy_gap as monitors; label_log_probabilities, predict_labels and
-label_accuracy for classification RBMs (p(label | rest) by enumeration).
+free_energy_gap as monitors; label_log_probabilities, predict_labels,
+label_accuracy, label_log_likelihood and label_metrics for classification
+RBMs (p(label | rest) by enumeration).
 """
 
 from ..runtime.train import reconstruction_error

@@ -26,7 +26,8 @@ def label_log_probabilities(compiled, data, layer: str) -> tuple[np.ndarray, np.
 
     data: a dict with every observed layer but `layer` (a value for `layer` is ignored).
     """
-    given, states = _given(compiled, data, layer), _states(compiled, layer)
+    states = label_states(compiled, layer)
+    given = _given(compiled, data, layer)
     rows = len(next(iter(given.values())))
     free = np.empty((rows, len(states)))
     for index, state in enumerate(states):
@@ -77,16 +78,35 @@ def _true_states(data, layer: str, states: np.ndarray) -> np.ndarray:
     return np.argmax(match, axis=1)
 
 
-def _given(compiled, data, layer: str) -> dict:
+def label_states(compiled, layer: str) -> np.ndarray:
+    """Every state of a label layer, (states,) + its shape, after checking that p(layer | rest) is computable:
+    `layer` is a discrete visible layer beside another observed one, and every latent layer is summed out."""
     info = compiled.layers.get(layer)
     if info is None:
-        raise DSLError(f"model {compiled.model.name} has no layer '{layer}'")
-    observed = [n for n, i in compiled.layers.items() if i["role"] in ("visible", "input")]
-    if layer not in observed or info["role"] != "visible":
+        raise DSLError(f"model {compiled.model.name} has no layer '{layer}' (its layers: {', '.join(compiled.layers)})")
+    observed = _observed(compiled)
+    if info["role"] != "visible":
         raise DSLError(f"layer '{layer}' is {info['role']}: labels are a visible layer of the model")
+    if observed == [layer]:
+        raise DSLError(f"layer '{layer}' is the only observed layer of {compiled.model.name}: labels are predicted "
+                       "from another observed layer")
     if not set(compiled.kept) <= set(observed):
         latent = ", ".join(n for n in compiled.kept if n not in observed)
         raise DSLError(f"p({layer} | rest) needs every latent layer summed out; {compiled.model.name} keeps {latent}")
+    counted = digits(compiled, layer)
+    if counted.count > MAX_LABEL_STATES:
+        raise DSLError(f"layer '{layer}' has {counted.count} states, more than the {MAX_LABEL_STATES} a label "
+                       "may have to be enumerated")
+    return np.asarray(next(chunks([counted], size=counted.count))[layer], dtype=np.float64)
+
+
+def _observed(compiled) -> list[str]:
+    return [n for n, info in compiled.layers.items() if info["role"] in ("visible", "input")]
+
+
+def _given(compiled, data, layer: str) -> dict:
+    """The rows of every observed layer but `layer`, checked and shaped."""
+    observed = _observed(compiled)
     if not isinstance(data, dict):
         others = [n for n in observed if n != layer]
         if len(others) != 1:
@@ -109,10 +129,3 @@ def _given(compiled, data, layer: str) -> dict:
         raise DSLError("the data's layers have different numbers of rows")
     return rows
 
-
-def _states(compiled, layer: str) -> np.ndarray:
-    counted = digits(compiled, layer)
-    if counted.count > MAX_LABEL_STATES:
-        raise DSLError(f"layer '{layer}' has {counted.count} states, more than the {MAX_LABEL_STATES} a label "
-                       "may have to be enumerated")
-    return np.asarray(next(chunks([counted], size=counted.count))[layer], dtype=np.float64)

@@ -154,16 +154,19 @@ class Compiled:
     def fit(self, data, method: str = "cd", k: int = 1, epochs: int = 10, batch_size: int = 10, lr: float = 0.05,
             momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0, callbacks=(), clamp=(),
             validation=None, checkpoint=None, resume=None, monitor=(), **options):
-        """Train by CD-k or PCD-k; returns the per-epoch History.
+        """Train by CD-k or PCD-k (or on log p(labels | rest): objective=, labels=); returns the per-epoch History.
 
         data: an array for the one observed layer, or a dict of arrays for several
         (visible and input layers). validation: held-out data for the free-energy
         gap. checkpoint: a .npz path written every `checkpoint_every` epochs;
         resume: a checkpoint to continue from exactly. monitor: evaluation metrics per
         epoch ("pseudo_log_likelihood", "log_likelihood" (exact; small models)). Other options (lr_schedule,
-        sparsity_target, chains, verbose, fused, ...) are listed in runtime.options. Models that pack
-        (runtime.packing: biases and visible-hidden couplings only; binary, spin or one-hot units) train with the packed
-        update of runtime.fused unless fused=False; both make the same draws and agree to rounding.
+        sparsity_target, chains, verbose, fused, ...) are listed in runtime.options. labels: a discrete visible
+        layer; its exact accuracy and log p(labels | rest) join the History every epoch, and objective=
+        "discriminative" climbs that log-likelihood (its exact gradient), "hybrid" adds generative_weight times
+        the CD/PCD step. Models that pack (runtime.packing: biases and visible-hidden couplings only; binary,
+        spin or one-hot units), trained generatively without sparsity or clamps, take the packed update of
+        runtime.fused unless fused=False; both make the same draws and agree to rounding.
         """
         from .train import Trainer
 

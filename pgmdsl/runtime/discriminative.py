@@ -20,33 +20,16 @@ lr/rows, then every (row, y') with weight -lr p(y' | x)/rows.
 
 from __future__ import annotations
 
-from ..errors import DSLError
 
 
 class LabelGradient:
     """Steps along the gradient of the mean log p(`layer` | the other observed layers) of a minibatch."""
 
     def __init__(self, compiled, layer: str):
-        from ..evaluate.labels import MAX_LABEL_STATES  # evaluate imports the trainer: not at module level
-        from ..evaluate.states import chunks, digits
+        from ..evaluate.labels import label_states  # evaluate imports the trainer: not at module level
 
-        info = compiled.layers.get(layer)
-        if info is None:
-            raise DSLError(f"fit: labels='{layer}': model {compiled.model.name} has no such layer")
-        observed = [n for n, i in compiled.layers.items() if i["role"] in ("visible", "input")]
-        if info["role"] != "visible":
-            raise DSLError(f"fit: labels='{layer}' is a {info['role']} layer; labels are a visible layer")
-        if not set(compiled.kept) <= set(observed):
-            latent = ", ".join(n for n in compiled.kept if n not in observed)
-            raise DSLError(f"fit: a discriminative objective needs every latent layer summed out; "
-                           f"{compiled.model.name} keeps {latent}")
-        counted = digits(compiled, layer)
-        if counted.count > MAX_LABEL_STATES:
-            raise DSLError(f"fit: layer '{layer}' has {counted.count} states, more than the {MAX_LABEL_STATES} "
-                           "a label may have")
         self.c, self.layer = compiled, layer
-        xp = compiled.xp
-        self.states = xp.asarray(next(chunks([counted], size=counted.count))[layer], dtype=compiled.dtype)
+        self.states = compiled.xp.asarray(label_states(compiled, layer), dtype=compiled.dtype)
         module = compiled.module
         self.means = [(n, getattr(module, f"mean_{n}")) for n in compiled.marginalised]
 

@@ -47,7 +47,7 @@ def fused_reason(compiled, options, clamp=()) -> str | None:
     return None
 
 
-def sigmoid_of_double_(xp, x):
+def _sigmoid_of_double(xp, x):
     """In place: sigmoid(2x) = 0.5*tanh(x)+0.5, the prelude's stable form of the sigmoid, given half the field."""
     xp.tanh(x, out=x)
     x *= 0.5
@@ -63,22 +63,24 @@ class FusedStep:
     ordinary parameter arrays.
     """
 
-    def __init__(self, compiled, options, new_chains):
+    def __init__(self, compiled, options, new_chains, rows: int | None = None):
+        """rows: the training rows, when known: no minibatch buffer is larger than they are."""
         self.c, self.o, self.xp = compiled, options, compiled.xp
         self.layout: PackedLayout = packed_layout(compiled)
         self.new_chains = new_chains  # the trainer's: chains start where its generic path would start them
         xp, dtype = self.xp, compiled.dtype
         nv, nh = self.layout.n_observed, self.layout.n_hidden
-        capacity = options.batch_size
-        chains = (options.chains or capacity) if options.method == "pcd" else capacity
+        capacity = min(options.batch_size, rows) if rows else options.batch_size
+        # PCD keeps as many chains as the generic trainer (batch_size by default, whatever the data's rows)
+        chains = (options.chains or options.batch_size) if options.method == "pcd" else capacity
         self.capacity, self.chains = capacity, chains
         self.P = xp.zeros(self.layout.shape, dtype=dtype)  # half the packed matrix: rows @ P are half-fields
         self.velocity = xp.zeros_like(self.P) if options.momentum else None
         self.decay = self._decay_mask() if options.weight_decay else None
         self.unparameterised = self._empty_cells()  # e.g. no visible biases: that column must stay 0
-        rows = capacity + chains
-        self.S = xp.ones((rows, nv + 1), dtype=dtype)  # [data rows; chains (PCD) or negatives (CD)], then a 1
-        self.H = xp.ones((rows, nh + 1), dtype=dtype)  # their hidden means, then a 1
+        stacked = capacity + chains
+        self.S = xp.ones((stacked, nv + 1), dtype=dtype)  # [data rows; chains (PCD) or negatives (CD)], then a 1
+        self.H = xp.ones((stacked, nh + 1), dtype=dtype)  # their hidden means, then a 1
         self.scaled = xp.empty_like(self.S)
         self.G = xp.ones((chains, nh + 1), dtype=dtype)  # drawn hidden units, then a 1
         self.V = xp.empty((chains, nv + 1), dtype=dtype)  # observed means given G
@@ -143,7 +145,7 @@ class FusedStep:
             self.G[:, s.start:s.stop] = chains[s.layer].reshape(self.chains, -1)
         self.started = True
 
-    def _start_chains(self, v, rng) -> None:
+    def _start_chains(self, v) -> None:
         """Hidden units drawn given random training rows, as the generic trainer starts them."""
         start = self.new_chains(self.chains)
         for s in self.layout.observed:
@@ -161,7 +163,7 @@ class FusedStep:
         v.data[...] = batch
         if v.pcd:
             if not self.started:
-                self._start_chains(v, rng)
+                self._start_chains(v)
             for sweep in range(self.o.k):  # from the chains' hidden units
                 if sweep:
                     self._hidden_means(v.model, v.model_means)
@@ -205,7 +207,7 @@ class FusedStep:
         xp = self.xp
         kinds = {s.unit for s in segments}
         if kinds == {"binary"}:  # one call sequence over the whole (contiguous) buffer, its constant column too
-            sigmoid_of_double_(xp, halves)
+            _sigmoid_of_double(xp, halves)
             return
         if kinds == {"spin"}:
             halves *= 2
@@ -214,7 +216,7 @@ class FusedStep:
         for s in segments:
             x = halves[:, s.start:s.stop]
             if s.unit == "binary":
-                sigmoid_of_double_(xp, x)
+                _sigmoid_of_double(xp, x)
             elif s.unit == "spin":  # tanh(field)
                 x *= 2
                 xp.tanh(x, out=x)

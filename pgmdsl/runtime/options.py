@@ -80,7 +80,8 @@ class TrainingOptions:
             if not check(value):
                 raise DSLError(f"fit: {field.name} must be {wanted}, got {value!r}")
         if self.objective != "generative" and self.labels is None:
-            raise DSLError(f"fit: objective='{self.objective}' needs labels= (the label layer)")
+            raise DSLError(f"fit: objective='{self.objective}' needs labels= (the label layer; --labels LAYER on "
+                           "the command line)")
 
     def learning_rate(self, update: int, total: int) -> float:
         if self.lr_schedule == "inverse":

@@ -47,6 +47,8 @@ class Block:
 
 @dataclass(frozen=True)
 class PackedLayout:
+    """Which columns of the packed matrix each layer's units take, and where each parameter is stored."""
+
     observed: tuple[Segment, ...]
     hidden: tuple[Segment, ...]
     blocks: tuple[Block, ...]

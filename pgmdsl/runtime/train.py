@@ -4,10 +4,18 @@ One update: the data phase clamps the observed layers (visible and input) to a
 minibatch; layers the compiler sums out enter through their conditional
 means, and latent layers it keeps (a DBM's h2) are filled in by mean-field.
 The model phase runs k block-Gibbs sweeps from the data (CD) or from
-persistent chains (PCD). The gradient is data statistics minus model
-statistics from the generated module. A run is reproducible from its seed,
-checkpoints atomically, resumes exactly, and stops with a message (keeping
-its last good checkpoint) when a parameter stops being finite.
+persistent chains (PCD; for models whose hidden class is summed out the
+chains keep their hidden units, as BernoulliRBM's). The gradient is data
+statistics minus model statistics from the generated module. With labels,
+the objective may instead be the conditional log p(labels | rest), whose
+exact gradient runtime.discriminative computes, or both (hybrid).
+
+Models that pack (runtime.packing), trained generatively without a
+sparsity target or clamped layers, take the packed update of runtime.fused
+instead: the same draws, a few array calls per minibatch. A run is
+reproducible from its seed, checkpoints atomically, resumes exactly, and
+stops with a message (keeping its last good checkpoint) when a parameter
+stops being finite.
 """
 
 from __future__ import annotations
@@ -36,7 +44,8 @@ class TrainingDiverged(DSLError):
 
 
 class History(list):
-    """Per-epoch metrics, one dict per epoch (epoch, lr, reconstruction, free_energy_gap, seconds)."""
+    """Per-epoch metrics, one dict per epoch: epoch, lr, reconstruction, free_energy_gap (with validation rows),
+    the monitored metrics, {train,validation}_label_accuracy and _label_log_likelihood (with labels=), seconds."""
 
     def column(self, name: str) -> list:
         return [row.get(name) for row in self]
@@ -116,11 +125,13 @@ class Trainer:
         self.stacked = (self.options.method == "pcd" and not self.latent and not self.clamp and self.first_class
                         and self.first_class <= set(compiled.marginalised) and self.first_class <= set(self.drawers))
         self.biases = _hidden_biases(compiled) if self.options.sparsity_target is not None else {}
+        if self.options.labels is not None:  # before any training: the objective and the label metrics need it
+            _check_labels(compiled, self.options.labels)
         self.labelled = LabelGradient(compiled, self.options.labels) if self.options.objective != "generative" else None
         self.fused = None
         self.why_generic = fused_reason(compiled, self.options, self.clamp)
         if self.why_generic is None:
-            self.fused = FusedStep(compiled, self.options, self._new_chains)
+            self.fused = FusedStep(compiled, self.options, self._new_chains, self.rows)
         log.debug("%s: %s", compiled.model.name,
                   "the packed fused update" if self.fused else f"the generic update ({self.why_generic})")
 
@@ -512,3 +523,13 @@ def _hidden_biases(compiled) -> dict:
                 continue
             found[layer.name] = (param.name, tuple(range(1 + len(bias_names), 1 + len(names))))
     return found
+
+
+def _check_labels(compiled, layer: str) -> None:
+    """fit(labels=...) names a layer whose p(layer | rest) can be computed: checked before any training."""
+    from ..evaluate.labels import label_states
+
+    try:
+        label_states(compiled, layer)
+    except DSLError as error:
+        raise DSLError(f"fit: labels={layer!r}: {error.message}") from None

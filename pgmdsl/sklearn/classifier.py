@@ -119,7 +119,7 @@ class RBMClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         log_p, states = label_log_probabilities(self.compiled_, {self._features: X}, self._labels)
-        return log_p[:, np.argmax(states, axis=1)]  # states are one-hot: column k is class k
+        return log_p[:, np.argsort(np.argmax(states, axis=1))]  # the one-hot states, put in class order
 
     def predict_proba(self, X):
         """p(class | x) for each row, exact: every class enumerated."""

@@ -137,7 +137,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         compiled = self._compile(X.shape[1], init_seed, X.dtype)
         self.compiled_ = compiled
         self._n_features_out = self._hidden_width()
-        self._trainer = self._carried = self._gibbs_rng = None
+        self._trainer = self._carried = self._gibbs_rng = self._twin = None
         from ..runtime.train import Trainer
 
         trainer = Trainer(compiled, X, epochs=max(int(self.n_iter), 1), seed=train_seed, verbose=0,
@@ -175,7 +175,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             init_seed, _ = self._seeds()
             self.compiled_ = self._compile(X.shape[1], init_seed, X.dtype)
             self._n_features_out = self._hidden_width()
-            self._trainer = self._carried = self._gibbs_rng = None
+            self._trainer = self._carried = self._gibbs_rng = self._twin = None
             self.n_iter_ = 0
             self.history_ = []
         trainer = self._partial_trainer(X)
