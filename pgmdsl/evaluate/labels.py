@@ -45,8 +45,7 @@ def predict_labels(compiled, data, layer: str) -> np.ndarray:
 
 def label_accuracy(compiled, data, layer: str) -> float:
     """Fraction of rows whose given `layer` values are its most probable state given the rest."""
-    log_p, states = label_log_probabilities(compiled, data, layer)
-    return float(np.mean(np.argmax(log_p, axis=1) == _true_states(data, layer, states)))
+    return label_metrics(compiled, data, layer)["accuracy"]
 
 
 def label_log_likelihood(compiled, data, layer: str) -> np.ndarray:

@@ -27,7 +27,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .packing import NotPacked, PackedLayout, packed_layout
+from .packing import PackedLayout, packed_layout, why_not_packed
 
 
 def fused_reason(compiled, options, clamp=()) -> str | None:
@@ -40,11 +40,7 @@ def fused_reason(compiled, options, clamp=()) -> str | None:
         return "a sparsity target needs the generic trainer"
     if clamp:
         return "clamped layers need the generic trainer"
-    try:
-        packed_layout(compiled)
-    except NotPacked as reason:
-        return str(reason)
-    return None
+    return why_not_packed(compiled)
 
 
 def _sigmoid_of_double(xp, x):
