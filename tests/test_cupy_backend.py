@@ -275,3 +275,14 @@ def test_cupy_without_a_gpu_fails_at_compile_time(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", broken)
     with pytest.raises(RuntimeError, match=r"no usable NVIDIA GPU.*cudaErrorNoDevice"):
         gpu.array_module()
+
+
+def test_to_host_copies_device_arrays_and_passes_numpy_ones_through():
+    array = np.arange(3.0)
+    assert gpu.to_host(array) is array
+
+    class DeviceArray:  # what CuPy arrays offer: .get() copies to the host
+        def get(self):
+            return np.array([1.0, 2.0])
+
+    np.testing.assert_array_equal(gpu.to_host(DeviceArray()), [1.0, 2.0])
