@@ -123,7 +123,8 @@ def _print_evaluation(compiled, sets: dict, args, run_dir: Path) -> None:
     print("evaluating...", flush=True)
     result = evaluate(compiled, sets, ais_runs=args.ais_runs, distributions=args.ais_distributions,
                       force_exact=args.exact, reference=sets.get("train"), seed=getattr(args, "seed", 0),
-                      labels=args.labels)
+                      labels=args.labels, raise_runs=getattr(args, "raise_runs", 0),
+                      raise_rows=getattr(args, "raise_rows", 100))
     print("evaluation:")
     for line in lines(result):
         print(line)
@@ -240,6 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "eval":
             sub.add_argument("run", metavar="RUN_DIR", help="a directory written by `pgmdsl train` (or its model.npz)")
             sub.add_argument("--data", required=True, metavar="SPEC", help="the rows to evaluate")
+            sub.add_argument("--raise-runs", type=int, default=0,
+                             help="RAISE runs per row: a conservative log-likelihood next to AIS's (default 0: none)")
+            sub.add_argument("--raise-rows", type=int, default=100,
+                             help="how many of the rows RAISE evaluates (default 100)")
             _add_evaluation_arguments(sub)
             continue
         _add_model_arguments(sub)

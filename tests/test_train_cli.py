@@ -145,7 +145,13 @@ def test_train_prints_an_evaluation_and_eval_evaluates_a_run(tmp_path, capsys):
     assert result["log_z"]["method"] == "exact" and result["train"]["rows"] == 32
     assert main(["eval", str(run), "--data", "bars", "--ais-runs", "20", "--ais-distributions", "200"]) == 0
     out = capsys.readouterr().out
-    assert "evaluating rbm" in out and "log Z" in out
+    assert "evaluating rbm" in out and "log Z" in out and "RAISE" not in out
+    assert main(["eval", str(run), "--data", "bars", "--raise-runs", "5", "--raise-rows", "7",
+                 "--ais-distributions", "200"]) == 0
+    raised = [line for line in capsys.readouterr().out.splitlines() if "RAISE" in line]
+    assert len(raised) == 1 and "a stochastic lower bound (with log Z above: " in raised[0] and "(7 rows)" in raised[0]
+    result = json.loads((run / "evaluation.json").read_text())
+    assert result["data"]["raise_rows"] == 7 and np.isfinite(result["data"]["raise_log_likelihood"])
     assert main(["eval", str(tmp_path / "missing"), "--data", "bars"]) == 1
     assert "no checkpoint" in capsys.readouterr().err
 

@@ -11,15 +11,19 @@ from .exact import MAX_STATES, cheapest, exact_log_z
 from .exact import log_likelihood as exact_log_likelihood
 from .labels import label_metrics
 from .pseudo import pseudo_log_likelihood
+from .reverse import raise_log_likelihood
 from .states import log2_count
 
 
 def evaluate(compiled, sets: dict, ais_runs: int = 100, distributions: int | None = None, force_exact: bool = False,
-             reference=None, seed: int = 0, labels: str | None = None) -> dict:
+             reference=None, seed: int = 0, labels: str | None = None, raise_runs: int = 0,
+             raise_rows: int = 100) -> dict:
     """Metrics for each named data set (e.g. train, validation): per-row means, and how log Z was found.
 
     reference: the rows whose marginals define AIS's base model (default: the first set).
     labels: a visible layer holding class labels: adds the accuracy of its most probable state given the rest.
+    raise_runs: with more than 0, RAISE's conservative log-likelihood of each set's first `raise_rows` rows
+    (the same schedule as AIS).
     """
     from ..runtime.train import as_data, reconstruction_error
 
@@ -30,6 +34,14 @@ def evaluate(compiled, sets: dict, ais_runs: int = 100, distributions: int | Non
     for name, rows in sets.items():
         metrics = {"rows": len(next(iter(rows.values())))}
         metrics["reconstruction"] = reconstruction_error(compiled, rows)
+        if raise_runs > 0:
+            schedule = default_schedule() if distributions is None else np.linspace(0, 1, distributions + 1)
+            subset = {k: v[:raise_rows] for k, v in rows.items()}
+            estimate = raise_log_likelihood(compiled, subset, base=reference, runs=raise_runs, schedule=schedule,
+                                            seed=seed, progress=False)
+            metrics["raise_log_likelihood"], metrics["raise_rows"] = estimate.mean, len(estimate.log_likelihood)
+            if log_z is not None:  # the other side, on the same rows
+                metrics["raise_rows_log_likelihood"] = float(np.mean(exact_log_likelihood(compiled, subset, log_z)))
         if labels is not None:
             scores = label_metrics(compiled, rows, labels)
             metrics["accuracy"], metrics["label_log_likelihood"] = scores["accuracy"], scores["log_likelihood"]
@@ -77,13 +89,18 @@ def lines(result: dict) -> list[str]:
             else f"  log Z                  ({how})"]
     labels = {"log_likelihood": "log-likelihood", "log_likelihood_lower_bound": "log-likelihood >=",
               "pseudo_log_likelihood": "pseudo-log-likelihood", "reconstruction": "reconstruction error",
-              "accuracy": "accuracy", "label_log_likelihood": "log p(label | rest)"}
+              "raise_log_likelihood": "log-likelihood RAISE", "accuracy": "accuracy",
+              "label_log_likelihood": "log p(label | rest)"}
     for name, metrics in result.items():
         if name == "log_z":
             continue
         for key, label in labels.items():
             if key in metrics:
                 unit = {"reconstruction": "mean squared, per unit",
-                        "accuracy": f"most probable {metrics.get('labels')} given the rest"}.get(key, "nats per row")
-                text.append(f"  {label:22s} {metrics[key]:9.4f}  {unit}, {name} ({metrics['rows']} rows)")
+                        "accuracy": f"most probable {metrics.get('labels')} given the rest",
+                        "raise_log_likelihood": "nats per row, a stochastic lower bound" + (
+                            f" (with log Z above: {metrics['raise_rows_log_likelihood']:.4f})"
+                            if "raise_rows_log_likelihood" in metrics else "")}.get(key, "nats per row")
+                count = metrics["raise_rows"] if key == "raise_log_likelihood" else metrics["rows"]
+                text.append(f"  {label:22s} {metrics[key]:9.4f}  {unit}, {name} ({count} rows)")
     return text
