@@ -135,6 +135,8 @@ def eval_command(args) -> int:
     from .runtime.checkpoint import load_trained
     from .runtime.datasets import load_data
 
+    if args.raise_runs < 0 or args.raise_rows < 1:
+        raise DSLError("--raise-runs must be at least 0 and --raise-rows at least 1")
     run = Path(args.run)
     checkpoint = run if run.is_file() else run / "model.npz"
     if not checkpoint.is_file():
