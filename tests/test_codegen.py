@@ -109,9 +109,35 @@ def test_symmetric_gradients_stay_symmetric():
 
 def test_compile_command_prints_or_writes_the_module(tmp_path, capsys):
     assert main(["compile", "rbm", "--set", "nv=6", "--set", "nh=4"]) == 0
-    assert "def free_energy(p, s, beta=1.0):" in capsys.readouterr().out
+    assert "def free_energy(p, s, beta=1.0, fields=None):" in capsys.readouterr().out
     out = tmp_path / "rbm_module.py"
     assert main(["compile", "gbrbm", "--set", "nv=3", "--dtype", "float64", "-o", str(out)]) == 0
     assert "DTYPE = xp.float64" in out.read_text()
     assert main(["compile", "dbn"]) == 1
     assert "is a stack" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, sizes", [("rbm", dict(nv=5, nh=3)), ("dbm", dict(nv=4, n1=3, n2=2)),
+                                         ("conv_rbm", dict(C=1, NV=4, K=2, NW=3, pool=2))])
+def test_free_energy_and_samplers_take_fields_computed_already(name, sizes):
+    """AIS passes the summed-out layers' fields it computed once: the results must be those computed inside."""
+    c = pgmdsl.load(name, **sizes).compile(dtype="float64", cache=False)
+    rng = np.random.default_rng(0)
+    for param in c.model.params:
+        c.params[param.name] = rng.normal(0, 0.5, param.shape)
+    state = {n: (rng.random((4,) + tuple(c.layers[n]["shape"])) < 0.5).astype(float) for n in c.kept}
+    module = c.module
+    fields = {n: np.broadcast_to(getattr(module, f"field_{n}")(c.params, state), (4,) + tuple(c.layers[n]["shape"]))
+              for n in c.marginalised}
+    beta = np.array([0.3, 1.0])
+    np.testing.assert_allclose(module.free_energy(c.params, state, beta, fields=fields),
+                               module.free_energy(c.params, state, beta), rtol=0, atol=1e-12)
+    for n in c.marginalised:
+        if c.layers[n]["update"] == "unitwise":
+            continue
+        given = getattr(module, f"sample_{n}")(c.params, state, np.random.default_rng(5), 0.7, None, field=fields[n])
+        computed = getattr(module, f"sample_{n}")(c.params, state, np.random.default_rng(5), 0.7, None)
+        np.testing.assert_array_equal(given, computed)
+        shifted = getattr(module, f"sample_{n}")(c.params, state, np.random.default_rng(5), 0.7, None,
+                                                 field=fields[n] + 50.0)
+        assert not np.array_equal(shifted, computed)  # the given field is the one used

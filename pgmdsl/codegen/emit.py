@@ -137,7 +137,8 @@ class ModuleEmitter:
             layer = self.model.layer(name)
             rank = len(layer.shape)
             axes = tuple(range(-rank, 0))
-            field = f"tempered(beta, {rank}) * {self._full_field(name, layer.shape)}"
+            given = f"fields[{name!r}] if fields is not None and {name!r} in fields else {self._full_field(name, layer.shape)}"
+            field = f"tempered(beta, {rank}) * ({given})"
             writer.comment(f"{name} summed out: minus its log-partition function given the other layers")
             if kernel.unit == "gaussian" and kernel.hessian is not None:
                 writer.line(f"f_{name} = xp.reshape({field}, beta.shape + (-1, {layer.size}))")
@@ -158,8 +159,9 @@ class ModuleEmitter:
                 writer.line(f"{target} = {target} - {summed}")
         summed = ", ".join(marginalisation.summed) or "nothing"
         doc = (f"F({', '.join(marginalisation.kept)}) = -log of the sum over {summed} of exp(-beta E); "
-               f"beta may be an array (one free energy per value, leading axis).")
-        self._function(f"{function}(p, s, beta=1.0)", doc, writer, [f"return {target}"])
+               f"beta may be an array (one free energy per value, leading axis); fields: the summed layers' "
+               f"fields (field_L) when the caller has them already.")
+        self._function(f"{function}(p, s, beta=1.0, fields=None)", doc, writer, [f"return {target}"])
 
     # ---- layers ----
     def _layer(self, kernel: LayerKernel) -> None:
@@ -202,9 +204,13 @@ class ModuleEmitter:
             return f"field_{name}(p, s)"
         return f"xp.broadcast_to(field_{name}(p, s), (batch_size(s),) + {shape})"
 
-    def _annealed_field(self, name: str, shape) -> list[str]:
-        """Lines leaving the field in `field`, tempered only when annealing asks for it (no cost otherwise)."""
-        return [f"field = {self._full_field(name, shape)}",
+    def _annealed_field(self, name: str, shape, given: bool = False) -> list[str]:
+        """Lines leaving the field in `field`, tempered only when annealing asks for it (no cost otherwise).
+
+        given: the function takes the field as an argument (`field=None`: compute it).
+        """
+        compute = self._full_field(name, shape)
+        return [f"field = {compute} if field is None else field" if given else f"field = {compute}",
                 "if beta != 1.0 or offset is not None:",
                 "    field = anneal(field, beta, offset)"]
 
@@ -258,11 +264,13 @@ class ModuleEmitter:
         else:
             body = [f"return {SAMPLE[kernel.unit].format(f=field)}"]
             doc = f"Draw {name} from its conditional given the rest."
-        if kernel.update != "unitwise":
-            body = self._annealed_field(name, shape) + body
+        signature = f"sample_{name}(p, s, rng, beta=1.0, offset=None)"
         doc += " beta, offset: inverse temperature and extra field (annealing)."
-        self.chunks.append("\n".join([f"def sample_{name}(p, s, rng, beta=1.0, offset=None):", f'    """{doc}"""']
-                                     + [f"    {b}" for b in body]))
+        if kernel.update != "unitwise":
+            body = self._annealed_field(name, shape, given=True) + body
+            signature = signature[:-1] + ", field=None)"
+            doc += f" field: field_{name}(p, s), when the caller has it already."
+        self.chunks.append("\n".join([f"def {signature}:", f'    """{doc}"""'] + [f"    {b}" for b in body]))
 
     def _draw(self, kernel: LayerKernel, layer) -> None:
         """draw_L(mean, rng): a sample from conditional means already computed (saves a product)."""

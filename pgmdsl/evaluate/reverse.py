@@ -30,7 +30,7 @@ import numpy as np
 from ..errors import DSLError, DSLUnsupportedError
 from ..runtime.gpu import to_host
 from ..runtime.sampling import sweep_order
-from .ais import _base_energy, _log_partition, _transition, base_rates, default_schedule
+from .ais import _base_energy, _log_partition, _transition, base_rates, default_schedule, shared_fields
 from .numerics import logsumexp
 
 
@@ -90,13 +90,15 @@ def raise_log_likelihood(compiled, data, base=None, runs: int = 100, schedule=No
         return -free - (1 - beta) * base_energy
 
     base_energy = _base_energy(compiled, state, fields)
-    current = log_f(compiled.module.free_energy(compiled.params, state, 1.0), 1.0, base_energy)
+    shared = shared_fields(compiled, state, order)
+    current = log_f(compiled.module.free_energy(compiled.params, state, 1.0, fields=shared), 1.0, base_energy)
     log_w = np.zeros(count * runs)
     for k in tqdm(range(len(betas) - 1, 0, -1), desc="RAISE", unit="beta", disable=not progress, mininterval=1.0):
         beta, below = float(betas[k]), float(betas[k - 1])
-        _transition(compiled, state, order, fields, beta, sampler)  # v_{k-1} ~ T_k(. | v_k)
+        _transition(compiled, state, order, fields, beta, sampler, shared)  # v_{k-1} ~ T_k(. | v_k)
         pair[0], pair[1] = beta, below
-        free = compiled.module.free_energy(compiled.params, state, pair)
+        shared = shared_fields(compiled, state, order)  # for this state's free energies and the next sweep
+        free = compiled.module.free_energy(compiled.params, state, pair, fields=shared)
         base_energy = _base_energy(compiled, state, fields)
         log_w += np.asarray(to_host(current - log_f(free[0], beta, base_energy)), dtype=np.float64)
         current = log_f(free[1], below, base_energy)  # log f_{k-1}(v_{k-1}): the next step's numerator
