@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from scipy.special import expit, logsumexp
+from scipy.special import expit
 
 import pgmdsl
 from pgmdsl.errors import DSLError
