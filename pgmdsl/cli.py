@@ -89,9 +89,9 @@ def train_command(args) -> int:
     compiled = model.compile(dtype=args.dtype, seed=args.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     shape = ", ".join(f"{k}={v}" for k, v in model.arguments.items())
-    held = f", {_rows(validation)} for validation" if validation is not None else ""
+    held = f", {runs.row_count(validation)} for validation" if validation is not None else ""
     labelled = f" (labels in {args.labels})" if args.labels else ""
-    print(f"training {model.name}({shape}) on {args.data}{labelled}: {_rows(train)} rows{held}; "
+    print(f"training {model.name}({shape}) on {args.data}{labelled}: {runs.row_count(train)} rows{held}; "
           f"{args.method}-{args.k}, {args.epochs} epochs, lr {args.lr}, batch size {args.batch_size}", flush=True)
     try:
         history = compiled.fit(train, validation=validation, checkpoint=run_dir / "model.npz", verbose=0,
@@ -101,7 +101,8 @@ def train_command(args) -> int:
         print(f"interrupted{kept}", file=sys.stderr)
         return 130
     info = {"model": model.name, "sizes": model.arguments, "data": args.data, "labels": args.labels,
-            "dtype": args.dtype, "rows": {"training": _rows(train), "validation": _rows(validation)},
+            "dtype": args.dtype,
+            "rows": {"training": runs.row_count(train), "validation": runs.row_count(validation)},
             "options": options}
     written = [run_dir / "model.npz", *runs.write_metrics(history, run_dir, info)]
     pictures, notes = runs.save_pictures(compiled, history, run_dir, seed=args.seed)
@@ -132,6 +133,7 @@ def _print_evaluation(compiled, sets: dict, args, run_dir: Path) -> None:
 
 
 def eval_command(args) -> int:
+    from . import runs
     from .runtime.checkpoint import load_trained
     from .runtime.datasets import load_data
 
@@ -143,7 +145,7 @@ def eval_command(args) -> int:
         raise DSLError(f"no checkpoint at {checkpoint} (make one with: pgmdsl train MODEL --data ... -o {run})")
     compiled = load_trained(checkpoint)
     data = _with_labels(compiled.model, load_data(args.data, dtype=compiled.dtype.name), args)
-    print(f"evaluating {compiled.model.name} from {checkpoint} on {args.data} ({_rows(data)} rows)", flush=True)
+    print(f"evaluating {compiled.model.name} from {checkpoint} on {args.data} ({runs.row_count(data)} rows)", flush=True)
     _print_evaluation(compiled, {"data": data}, args, checkpoint.parent)
     return 0
 
@@ -165,12 +167,6 @@ def _with_labels(model, data, args):
                        "its labels; the data's rows fill one layer")
     (other,) = others
     return {other: data, layer.name: one_hot(labels, layer.shape[0], f"layer '{layer.name}'").astype(data.dtype)}
-
-
-def _rows(data) -> int:
-    if data is None:
-        return 0
-    return len(next(iter(data.values()))) if isinstance(data, dict) else len(data)
 
 
 def _epoch_printer(epochs: int):

@@ -109,7 +109,7 @@ def split(data, fraction: float, seed: int = 0):
     """
     if not 0.0 <= fraction < 1.0:
         raise DSLError(f"--validation-fraction must be in [0, 1), got {fraction}")
-    rows = len(next(iter(data.values()))) if isinstance(data, dict) else len(data)
+    rows = row_count(data)
     held = int(round(fraction * rows))
     if held == 0:
         return data, None
@@ -121,6 +121,13 @@ def split(data, fraction: float, seed: int = 0):
         return {k: v[index] for k, v in data.items()} if isinstance(data, dict) else data[index]
 
     return take(order[held:]), take(order[:held])
+
+
+def row_count(data) -> int:
+    """Rows of an array, or of a dict of arrays with the same rows; 0 for None."""
+    if data is None:
+        return 0
+    return len(next(iter(data.values()))) if isinstance(data, dict) else len(data)
 
 
 def write_metrics(history, run_dir, info: dict | None = None) -> tuple[Path, Path]:

@@ -193,6 +193,13 @@ def test_the_discriminative_step_is_the_exact_gradient_of_log_p_y_given_x():
         np.testing.assert_allclose(steps[name], expected[name], rtol=0, atol=1e-10, err_msg=name)
 
 
+def test_a_label_that_is_no_state_of_its_layer_is_refused():
+    c = class_rbm()
+    x, y = rows(c)
+    with pytest.raises(DSLError, match="a row of layer 'y' is not one of its states"):
+        c.fit({"x": x, "y": 0.5 * y}, epochs=1, verbose=0, objective="discriminative", labels="y")
+
+
 def test_the_hybrid_step_adds_the_weighted_generative_one():
     """hybrid(lr) = discriminative(lr) + 0.3 generative(lr): the generative part makes the same draws."""
     from pgmdsl.runtime.train import Trainer

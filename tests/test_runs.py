@@ -51,6 +51,12 @@ def test_split_is_seeded_and_disjoint():
         runs.split(data[:1], 0.9)
 
 
+def test_row_count_of_an_array_a_dict_and_nothing():
+    assert runs.row_count(np.zeros((7, 2))) == 7
+    assert runs.row_count({"x": np.zeros((5, 3)), "y": np.zeros((5, 2))}) == 5
+    assert runs.row_count(None) == 0
+
+
 def test_split_of_a_dict_keeps_its_rows_together():
     data = {"x": np.arange(40.0).reshape(20, 2), "y": np.arange(20.0)}
     train, held = runs.split(data, 0.25, seed=3)

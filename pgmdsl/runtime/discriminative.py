@@ -20,6 +20,8 @@ lr/rows, then every (row, y') with weight -lr p(y' | x)/rows.
 
 from __future__ import annotations
 
+from ..errors import DSLError
+
 
 
 class LabelGradient:
@@ -34,7 +36,11 @@ class LabelGradient:
         self.means = [(n, getattr(module, f"mean_{n}")) for n in compiled.marginalised]
 
     def steps(self, batch: dict, lr: float) -> tuple[dict, dict]:
-        """(lr times the gradient of the batch's mean log p(label | rest), the data rows with their hidden means)."""
+        """(lr times the gradient of the batch's mean log p(label | rest), the data rows with their hidden means).
+
+        Every row is paired with every label state; the data rows are among those pairs, so one statistics
+        pass with weights lr (1[y' = y] - p(y' | x)) / rows covers both terms of the gradient.
+        """
         c, xp, params = self.c, self.c.xp, self.c.params
         rows, count = len(batch[self.layer]), len(self.states)
         every = {k: xp.repeat(v, count, axis=0) for k, v in batch.items() if k != self.layer}
@@ -43,11 +49,20 @@ class LabelGradient:
         log_p = log_p - xp.max(log_p, axis=1, keepdims=True)
         p = xp.exp(log_p)
         p /= xp.sum(p, axis=1, keepdims=True)
-        data = dict(batch)
+        given = self._state_index(batch[self.layer])
+        indicator = (xp.arange(count)[None, :] == given[:, None]).astype(c.dtype)
         for name, mean in self.means:
-            data[name] = mean(params, data)
             every[name] = mean(params, every)
-        both = {k: xp.concatenate((data[k], every[k])) for k in data}
-        weights = xp.concatenate((xp.full(rows, lr / rows, dtype=c.dtype), (-lr / rows) * p.reshape(-1)))
-        return c.module.statistics(params, both, weights.astype(c.dtype, copy=False)), data
+        weights = ((lr / rows) * (indicator - p)).reshape(-1).astype(c.dtype, copy=False)
+        pick = xp.arange(rows) * count + given  # the data rows among the pairs
+        data = {**batch, **{name: every[name][pick] for name, _ in self.means}}
+        return c.module.statistics(params, every, weights), data
 
+    def _state_index(self, labels):
+        """Which of the label layer's states each row's label is (a DSLError for a value that is none)."""
+        xp = self.c.xp
+        flat = labels.reshape(len(labels), -1)
+        match = xp.all(flat[:, None, :] == self.states.reshape(len(self.states), -1)[None], axis=2)
+        if not bool(xp.all(xp.any(match, axis=1))):
+            raise DSLError(f"fit: a row of layer '{self.layer}' is not one of its states (one-hot, 0/1 or -1/+1)")
+        return xp.argmax(match, axis=1)

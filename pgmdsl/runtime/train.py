@@ -431,25 +431,26 @@ class Trainer:
         """Accuracy and mean log p(label | rest), exact, on the training sample (and validation rows if given)."""
         from ..evaluate.labels import label_metrics
 
-        sets = {"train": sample}
-        if self.validation is not None:
-            sets["validation"] = {k: v[:1000] for k, v in self.validation.items()}
         result = {}
-        for label, rows in sets.items():
+        for label, rows in self._monitoring_sets(sample, 1000).items():
             for name, value in label_metrics(self.c, rows, self.options.labels).items():
                 result[f"{label}_label_{name}"] = value
         return result
+
+    def _monitoring_sets(self, sample: dict, rows: int) -> dict:
+        """{"train": sample, "validation": its first `rows` rows when given}: what the monitors score."""
+        sets = {"train": sample}
+        if self.validation is not None:
+            sets["validation"] = {k: v[:rows] for k, v in self.validation.items()}
+        return sets
 
     def _monitored(self, sample: dict) -> dict:
         """The evaluation metrics asked for with monitor= (train rows, and validation rows if given)."""
         from ..evaluate import exact_log_z, log_likelihood, pseudo_log_likelihood
 
-        sets = {"train": sample}
-        if self.validation is not None:
-            sets["validation"] = {k: v[:500] for k, v in self.validation.items()}
         result = {}
         log_z = exact_log_z(self.c) if "log_likelihood" in self.monitor else None
-        for label, rows in sets.items():
+        for label, rows in self._monitoring_sets(sample, 500).items():
             if "pseudo_log_likelihood" in self.monitor:
                 result[f"{label}_pseudo_log_likelihood"] = float(np.mean(pseudo_log_likelihood(self.c, rows)))
             if log_z is not None:

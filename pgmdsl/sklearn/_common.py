@@ -48,6 +48,23 @@ def unpack_compiled(state: dict) -> dict:
     return state
 
 
+def compile_sized(model, wanted: dict, dtype: str, seed: int, extra: dict | None = None):
+    """The model compiled with the sizes in `wanted` it declares (and `extra`, all given), or a ValueError."""
+    from ..errors import DSLError
+    from ..loading import load
+
+    try:
+        declared = load(model).arguments
+    except DSLError as error:
+        raise ValueError(f"model={model!r}: {error.message}") from None
+    sizes = {name: int(value) for name, value in wanted.items() if name in declared}
+    sizes.update(extra or {})
+    try:
+        return load(model, **sizes).compile(dtype=dtype, seed=seed)
+    except DSLError as error:
+        raise ValueError(f"model={model!r} with sizes {sizes}: {error.message}") from None
+
+
 def seeds(random_state) -> tuple[int, int]:
     """Two seeds from random_state: parameter initialisation, then training (order, Gibbs draws)."""
     rng = check_random_state(random_state)

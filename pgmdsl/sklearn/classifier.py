@@ -11,8 +11,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..errors import DSLError
-from ._common import blas_threads, pack_compiled, seeds, unpack_compiled
+from ._common import blas_threads, compile_sized, pack_compiled, seeds, unpack_compiled
 
 
 class RBMClassifier(ClassifierMixin, BaseEstimator):
@@ -139,18 +138,8 @@ class RBMClassifier(ClassifierMixin, BaseEstimator):
 
     def _compile(self, n_features: int, n_classes: int, seed: int, data_dtype):
         """The model sized to the data; sets which of its visible layers take the features and the labels."""
-        from ..loading import load
-
-        try:
-            declared = load(self.model).arguments
-        except DSLError as error:
-            raise ValueError(f"model={self.model!r}: {error.message}") from None
-        given = {"nx": n_features, "ny": n_classes, "nh": int(self.n_components)}
-        sizes = {name: value for name, value in given.items() if name in declared}
-        try:
-            compiled = load(self.model, **sizes).compile(dtype=self.dtype or np.dtype(data_dtype).name, seed=seed)
-        except DSLError as error:
-            raise ValueError(f"model={self.model!r} with sizes {sizes}: {error.message}") from None
+        compiled = compile_sized(self.model, {"nx": n_features, "ny": n_classes, "nh": self.n_components},
+                                 self.dtype or np.dtype(data_dtype).name, seed)
         visible = {n: info for n, info in compiled.layers.items() if info["role"] in ("visible", "input")}
         labels = [n for n, info in visible.items() if info["unit"] == "onehot" and len(info["shape"]) == 1]
         if len(visible) != 2 or len(labels) != 1:

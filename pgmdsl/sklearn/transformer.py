@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..errors import DSLError
-from ._common import blas_threads, host, pack_compiled, seeds, unpack_compiled
+from ._common import blas_threads, compile_sized, host, pack_compiled, seeds, unpack_compiled
 
 __all__ = ["RBM"]
 
@@ -353,22 +353,8 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         }
 
     def _compile(self, n_features: int, seed: int, data_dtype):
-        from ..loading import load
-
-        try:
-            declared = load(self.model).arguments
-        except DSLError as error:
-            raise ValueError(f"model={self.model!r}: {error.message}") from None
-        sizes = {}
-        if "nv" in declared:
-            sizes["nv"] = int(n_features)
-        if "nh" in declared:
-            sizes["nh"] = int(self.n_components)
-        sizes.update(self.sizes or {})
-        try:
-            compiled = load(self.model, **sizes).compile(dtype=self.dtype or np.dtype(data_dtype).name, seed=seed)
-        except DSLError as error:
-            raise ValueError(f"model={self.model!r} with sizes {sizes}: {error.message}") from None
+        compiled = compile_sized(self.model, {"nv": n_features, "nh": self.n_components},
+                                 self.dtype or np.dtype(data_dtype).name, seed, extra=self.sizes)
         observed = [n for n, info in compiled.layers.items() if info["role"] in ("visible", "input")]
         if len(observed) != 1:
             raise ValueError(f"model {compiled.model.name} observes {', '.join(observed) or 'no layer'}; "
