@@ -25,18 +25,27 @@ def generate_source(model, backend: str = "numpy", dtype: str = "float32") -> st
 
 
 def compile_model(model, backend: str = "numpy", dtype: str = "float32", seed: int = 0, cache: bool = True) -> Compiled:
+    from .codegen.backends import backend as find_backend
     from .codegen.load import cache_key, load_module, read_cached, write_cached
 
+    find_backend(backend)  # an unknown name is an error before anything is keyed, read or run
     if model.stack:
         from .runtime.stack import CompiledStack
 
         return CompiledStack(model, [part.compile(backend, dtype, seed + k, cache) for k, part in enumerate(model.stack)])
     dtype = np.dtype(dtype).name if dtype in DTYPES or hasattr(dtype, "name") else dtype
     key = cache_key(model, backend, dtype)
+    name = f"{model.name}-{backend}-{dtype}-{key[:8]}"
     source = read_cached(key) if cache else None
-    if source is None:
+    module = None
+    if source is not None:
+        try:
+            module = load_module(source, name)
+        except Exception:  # noqa: BLE001 - an entry that does not load is a miss, whatever it raises
+            module = None
+    if module is None:
         source = generate_source(model, backend, dtype)
         if cache:
             write_cached(key, source)
-    module = load_module(source, f"{model.name}-{backend}-{dtype}-{key[:8]}")
+        module = load_module(source, name)
     return Compiled(model, module, source, backend, dtype, seed)

@@ -7,6 +7,7 @@ from functools import cached_property
 import networkx as nx
 
 from .ir.graph import GibbsStep, factor_graph, gibbs_schedule, interaction_graph, layer_node, term_node
+from .ir.library import SourceFile
 from .ir.model import EnergyTerm, Layer, Let, ModelIR, Param
 
 
@@ -15,11 +16,15 @@ class Model:
 
     `layers`, `params`, `lets` and `terms` are immutable IR objects; `graph` is
     the factor graph (networkx) and `schedule` the block-Gibbs schedule.
-    A stack model (DBN) has no layers of its own: see `stack`.
+    A stack model (DBN) has no layers of its own: see `stack`. `files` holds
+    every .dgm file the model was read from, its own first, then those it
+    imports with where each import led: the cache key covers them all, and a
+    checkpoint embeds them to rebuild the same model anywhere.
     """
 
-    def __init__(self, ir: ModelIR):
+    def __init__(self, ir: ModelIR, files: tuple[SourceFile, ...] = ()):
         self.ir = ir
+        self.files = files or (SourceFile(ir.filename, ir.source),)
 
     @property
     def name(self) -> str:
@@ -68,7 +73,7 @@ class Model:
     @cached_property
     def stack(self) -> tuple["Model", ...]:
         """The stacked models, bottom first (empty unless this is a stack)."""
-        return tuple(Model(entry.model) for entry in self.ir.stack)
+        return tuple(Model(entry.model, self.files) for entry in self.ir.stack)
 
     @cached_property
     def graph(self) -> nx.Graph:

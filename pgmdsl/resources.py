@@ -7,6 +7,9 @@ they are the top-level folders beside the package.
 from __future__ import annotations
 
 import os
+import stat
+import warnings
+from functools import lru_cache
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -40,7 +43,7 @@ def standard_models() -> list[str]:
 
 
 def cache_dir() -> Path:
-    """The user's pgmdsl cache (generated modules, the parser tables), never inside the package.
+    """The user's pgmdsl cache (generated modules), never inside the package.
 
     PGMDSL_CACHE_DIR if set, else XDG_CACHE_HOME/pgmdsl, else ~/.cache/pgmdsl.
     """
@@ -49,3 +52,40 @@ def cache_dir() -> Path:
         return Path(root)
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "pgmdsl"
+
+
+def user_id(default: int) -> int:
+    """This process's user id (`default` where the platform has none, so ownership checks pass there)."""
+    return os.getuid() if hasattr(os, "getuid") else default
+
+
+def private_cache_dir() -> Path | None:
+    """cache_dir(), created private (0700) if missing; None, with a warning, when it is not private.
+
+    Cached modules are executed: a directory that is not ours, or that other
+    users can write to (a shared /tmp, a group-writable folder), would let
+    them plant code, so it is not used at all.
+    """
+    directory = cache_dir()
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        info = directory.stat()
+    except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode):
+        return None
+    if info.st_uid != user_id(info.st_uid) or info.st_mode & 0o022:
+        _warn_shared(str(directory))
+        return None
+    return directory
+
+
+@lru_cache(maxsize=None)
+def _warn_shared(directory: str) -> None:
+    """Say once per process and directory why the cache is off."""
+    warnings.warn(
+        f"pgmdsl: not using the cache directory {directory}: other users can write to it (or it is not yours); "
+        "set PGMDSL_CACHE_DIR to a private directory",
+        RuntimeWarning,
+        stacklevel=3,
+    )

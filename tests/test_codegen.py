@@ -23,9 +23,9 @@ def test_generated_rbm_module_reads_like_hand_written_code():
     assert source.startswith('"""pgmdsl generated module: do not edit.\n\nmodel rbm(nv=6, nh=4) from rbm.dgm\n')
     assert "regenerate: pgmdsl compile rbm --set nv=6 --set nh=4 --backend numpy --dtype float32" in source
     assert "    # v_W_h: -v[i]*W[i, j]*h[j]  (rbm.dgm:11)\n" in source
-    assert "    field = field + v @ W\n" in source
-    assert "    field = field + h @ W.T\n" in source
-    assert "    stat_W = v.T @ t1\n" in source
+    assert "    field = field + _v @ _W\n" in source  # model names behind the prefix no .dgm name has
+    assert "    field = field + _h @ _W.T\n" in source
+    assert "    stat_W = _v.T @ t1\n" in source
     compile(source, "rbm", "exec")
 
 
@@ -61,7 +61,7 @@ def test_tracebacks_show_generated_lines(cache):
         c.module.field_h(c.params, {"v": np.ones((2, 7))})  # wrong width: fails inside the module
     except ValueError:
         text = traceback.format_exc()
-    assert "field = field + v @ W" in text
+    assert "field = field + _v @ _W" in text
     filename = c.module.__file__
     assert linecache.getline(filename, 1).startswith('"""pgmdsl generated module')
 

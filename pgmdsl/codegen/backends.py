@@ -30,11 +30,22 @@ class Backend:
     printer: object
 
 
-@lru_cache(maxsize=None)
 def backend(name: str) -> Backend:
+    """The backend registered as `name`: looked up among the package's manifests, never joined into a path.
+
+    A checkpoint names its backend, and a manifest's `array_module` line is
+    executed in every generated module: a name like '../../x/evil' must not
+    reach a file outside backends/.
+    """
+    known = names()
+    if not isinstance(name, str) or name not in known:
+        raise DSLError(f"unknown backend {name!r} (known: {', '.join(known)})")
+    return _read_backend(name)
+
+
+@lru_cache(maxsize=None)
+def _read_backend(name: str) -> Backend:
     path = resources.backends_dir() / f"{name}.toml"
-    if not path.is_file():
-        raise DSLError(f"unknown backend '{name}' (known: {', '.join(names())})")
     manifest = tomllib.loads(path.read_text(encoding="utf-8"))
     prelude = "\n\n".join(
         (resources.backends_dir() / part).read_text(encoding="utf-8").rstrip() for part in manifest["prelude"]
@@ -43,5 +54,7 @@ def backend(name: str) -> Backend:
     return Backend(manifest["name"], manifest["description"], manifest["array_module"], prelude, printer)
 
 
-def names() -> list[str]:
-    return sorted(p.stem for p in resources.backends_dir().glob("*.toml"))
+@lru_cache(maxsize=1)
+def names() -> tuple[str, ...]:
+    """The registered backends: one manifest each in the package's backends/ folder."""
+    return tuple(sorted(p.stem for p in resources.backends_dir().glob("*.toml") if p.is_file()))

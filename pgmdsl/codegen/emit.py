@@ -12,7 +12,8 @@ from pathlib import Path
 from .. import __version__, resources
 from ..symbolic.kernels import Derivation, LayerKernel, Program
 from .backends import Backend
-from .writer import FunctionWriter, variable
+from .text import docstring_text
+from .writer import FunctionWriter
 
 MEAN = {
     "binary": "sigmoid({f})",
@@ -34,6 +35,14 @@ LOG_PARTITION = {
     "spin": "log2cosh({f})",
     "onehot": "logsumexp({f}, axis=-1)",
 }
+
+
+def _in_library(filename: str) -> bool:
+    """Whether the model comes from the standard library (then `pgmdsl compile NAME` regenerates it)."""
+    try:
+        return Path(filename).resolve().parent == resources.models_dir().resolve()
+    except (OSError, ValueError):  # a name no file can have (NUL, too long) is not a library file
+        return False
 
 
 class ModuleEmitter:
@@ -58,14 +67,12 @@ class ModuleEmitter:
     def _header(self) -> str:
         sizes = ", ".join(f"{k}={v}" for k, v in self.model.sizes.items())
         regenerate = " ".join(f"--set {k}={v}" for k, v in self.model.arguments.items())
-        source = Path(self.model.filename).name
-        library = Path(self.model.filename).resolve().parent == resources.models_dir().resolve()
-        target = self.model.name if library else self.model.filename
+        target = self.model.name if _in_library(self.model.filename) else self.model.filename
         return (
             f'"""pgmdsl generated module: do not edit.\n\n'
-            f"model {self.model.name}({sizes}) from {source}\n"
+            f"model {self.model.name}({sizes}) from {docstring_text(Path(self.model.filename).name)}\n"
             f"backend {self.backend.name}, dtype {self.dtype}, pgmdsl {__version__}\n"
-            f"regenerate: pgmdsl compile {target} {regenerate} --backend {self.backend.name} "
+            f"regenerate: pgmdsl compile {docstring_text(target)} {regenerate} --backend {self.backend.name} "
             f"--dtype {self.dtype}\n"
             f'"""\n'
             f"{self.backend.array_module}\n\n"
@@ -79,11 +86,11 @@ class ModuleEmitter:
         update = {name: kernel.update for name, kernel in d.layers.items()}
         for layer in self.model.layers:
             layers.append(
-                f'    "{layer.name}": {{"shape": {layer.shape}, "unit": {layer.unit!r}, "role": "{layer.role}", '
+                f'    {layer.name!r}: {{"shape": {layer.shape}, "unit": {layer.unit!r}, "role": {layer.role!r}, '
                 f'"update": {update.get(layer.name)!r}}},'
             )
         schedule = tuple(step.layers for step in self.model.schedule)
-        params = "\n".join(f'    "{p.name}": {p.shape},' for p in self.model.params)
+        params = "\n".join(f"    {p.name!r}: {p.shape}," for p in self.model.params)
         return (
             "# ---- the model ----\n"
             "LAYERS = {\n" + "\n".join(layers) + "\n}\n"
@@ -92,7 +99,7 @@ class ModuleEmitter:
             f"KEPT = {d.kept!r}\n"
             f"MARGINALISED = {d.marginalised!r}\n"
             "FREE_ENERGIES = {\n" + "\n".join(
-                f"    {m.summed!r}: ({m.kept!r}, \"{self._free_energy_name(k)}\"),"
+                f"    {m.summed!r}: ({m.kept!r}, {self._free_energy_name(k)!r}),"
                 for k, m in enumerate(d.marginalisations)) + "\n}"
         )
 
@@ -121,8 +128,16 @@ class ModuleEmitter:
             self._one_free_energy(self._free_energy_name(number), marginalisation)
 
     def _free_energy_name(self, number: int) -> str:
-        summed = self.derivation.marginalisations[number].summed
-        return "free_energy" if number == 0 else "free_energy_sum_" + "_".join(summed)
+        """free_energy, then free_energy_sum_<layers>; numbered where layer names with '_' would make two alike."""
+        names: list[str] = []
+        for k, marginalisation in enumerate(self.derivation.marginalisations):
+            stem = "free_energy" if k == 0 else "free_energy_sum_" + "_".join(marginalisation.summed)
+            name, count = stem, 1
+            while name in names:
+                count += 1
+                name = f"{stem}_{count}"
+            names.append(name)
+        return names[number]
 
     def _one_free_energy(self, function: str, marginalisation) -> None:
         d = self.derivation
@@ -140,15 +155,17 @@ class ModuleEmitter:
             given = f"fields[{name!r}] if fields is not None and {name!r} in fields else {self._full_field(name, layer.shape)}"
             field = f"tempered(beta, {rank}) * ({given})"
             writer.comment(f"{name} summed out: minus its log-partition function given the other layers")
+            if kernel.unit == "gaussian":
+                f, q = writer.name(f"f_{name}"), writer.name(f"q_{name}")
             if kernel.unit == "gaussian" and kernel.hessian is not None:
-                writer.line(f"f_{name} = xp.reshape({field}, beta.shape + (-1, {layer.size}))")
-                writer.line(f"q_{name} = tempered(beta, 3) * precision_{name}(p, s)")
-                writer.line(f"{target} = {target} - gaussian_joint_log_partition(f_{name}, q_{name})")
+                writer.line(f"{f} = xp.reshape({field}, beta.shape + (-1, {layer.size}))")
+                writer.line(f"{q} = tempered(beta, 3) * precision_{name}(p, s)")
+                writer.line(f"{target} = {target} - gaussian_joint_log_partition({f}, {q})")
             elif kernel.unit == "gaussian":
-                writer.line(f"f_{name} = {field}")
-                writer.line(f"q_{name} = tempered(beta, {rank}) * precision_{name}(p, s)")
+                writer.line(f"{f} = {field}")
+                writer.line(f"{q} = tempered(beta, {rank}) * precision_{name}(p, s)")
                 writer.line(
-                    f"{target} = {target} - xp.sum(f_{name}**2 / (2*q_{name}) + 0.5*xp.log(2*xp.pi/q_{name}), axis={axes})"
+                    f"{target} = {target} - xp.sum({f}**2 / (2*{q}) + 0.5*xp.log(2*xp.pi/{q}), axis={axes})"
                 )
             elif kernel.update == "pooled":
                 writer.line(f"{target} = {target} - xp.sum(pooled_log_partition({field}, {kernel.pool}), axis={axes})")
@@ -240,8 +257,8 @@ class ModuleEmitter:
             groups = shape[:-1] if kernel.unit == "onehot" else shape
             draw = SAMPLE[kernel.unit].format(f=f"anneal(field_{name}(p, state), beta, offset)[index]")
             body = [
-                f"units = xp.array(s[\"{name}\"], dtype=DTYPE, copy=True)",
-                f"state = {{**s, \"{name}\": units}}",
+                f"units = xp.array(s[{name!r}], dtype=DTYPE, copy=True)",
+                f"state = {{**s, {name!r}: units}}",
                 f"for unit in product(*(range(n) for n in {groups})):",
                 "    index = (slice(None),) + unit",
                 f"    units[index] = {draw}",
@@ -288,10 +305,10 @@ class ModuleEmitter:
         writer = self._writer()
         results = []
         for name, program in self.derivation.statistics.items():
-            target = writer.name(f"stat_{variable(name)}")
-            writer.comment(f"{name}")
+            target = writer.name(f"stat_{name}")
+            writer.comment(name)
             self._program(writer, program, target, weights="w", comments=False)
-            results.append(f'"{name}": {target}')
+            results.append(f"{name!r}: {target}")
         doc = ("Weighted sums over the batch (weights w) of -dE/dtheta for every parameter; "
                "data minus model statistics is the log-likelihood gradient.")
         self._function("statistics(p, s, w)", doc, writer, ["return {" + ", ".join(results) + "}"])

@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
-import builtins
-import keyword
-
 from ..symbolic.kernels import Compute, Derivation
 from ..symbolic.scalar import Atom
 from .contract import ReductionWriter
+from .text import comment_text
 
-RESERVED = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | {
-    "xp", "p", "s", "w", "rng", "DTYPE", "sigmoid", "softplus", "log2cosh", "logsumexp", "softmax",
-    "bernoulli", "spins", "categorical", "unfold", "fold", "sliding_window_view", "energy", "field",
-    "state", "unit", "mean", "result", "precision", "statistics", "anneal", "tempered", "bernoulli_logit",
-    "beta", "offset", "units", "index", "product", "batch_size", "draw", "coupling", "diagonal",
-}
+PREFIX = "_"
 
 
 def variable(name: str) -> str:
-    """The Python name of a model entity (validated by the IR; reserved words get a trailing _)."""
-    return f"{name}_" if name in RESERVED else name
+    """The Python name of a model entity: its .dgm name behind a prefix no .dgm name can start with.
+
+    The checker refuses names starting with "_", so a model's layers, params
+    and lets live in a namespace of their own: a param called `field_h`, `xp`
+    or `J_u_1` can neither shadow a generated function, a prelude kernel or a
+    builtin nor collide with a temporary, which are all unprefixed.
+    """
+    return PREFIX + name
+
+
+# Functions generated once per layer; a temporary must not take one of their names.
+LAYER_FUNCTIONS = ("field", "precision", "mean", "sample", "draw")
+
+
+def module_functions(model) -> set[str]:
+    """Names of the generated per-layer functions a body may call (field_h, precision_x, ...)."""
+    return {f"{kind}_{layer.name}" for kind in LAYER_FUNCTIONS for layer in model.layers}
 
 
 class FunctionWriter:
@@ -33,20 +41,16 @@ class FunctionWriter:
         self.body: list[str] = []
         self.params: dict[str, None] = {}
         self.layers: dict[str, None] = {}
-        self.taken = {variable(n) for n in self._model_names()} | RESERVED
+        self.taken: set[str] = set(module_functions(self.model))
         self.computed: set[str] = set()
         self.reductions = ReductionWriter(self, printer)
-
-    def _model_names(self):
-        yield from (layer.name for layer in self.model.layers)
-        yield from (param.name for param in self.model.params)
-        yield from (let.name for let in self.model.lets)
 
     def line(self, text: str) -> None:
         self.body.append(self.indent + text)
 
     def comment(self, text: str) -> None:
-        self.line(f"# {text}")
+        """A comment line; the text (a summand, a file name) is escaped onto that one line."""
+        self.line(f"# {comment_text(text)}")
 
     def temp(self, stem: str) -> str:
         number = 1
@@ -58,7 +62,7 @@ class FunctionWriter:
 
     def name(self, stem: str) -> str:
         """A readable local name (`field`, `energy`), numbered only if taken."""
-        if stem not in self.taken - RESERVED and stem not in {variable(n) for n in self._model_names()}:
+        if stem not in self.taken:
             self.taken.add(stem)
             return stem
         return self.temp(stem)
@@ -77,7 +81,7 @@ class FunctionWriter:
 
     def compute(self, compute: Compute, weights: str | None = None) -> str:
         """Lines assigning a Compute (a let or a temporary) once in this function."""
-        target = compute.name if compute.name not in {l.name for l in self.model.lets} else variable(compute.name)
+        target = variable(compute.name) if compute.name in {let.name for let in self.model.lets} else compute.name
         if compute.name in self.computed:
             return target
         self.computed.add(compute.name)
@@ -108,10 +112,10 @@ class FunctionWriter:
         lines = []
         if self.params:
             names = list(self.params)
-            lines.append(self.indent + ", ".join(variable(n) for n in names) + (" =" if len(names) > 1 else " =")
-                         + " " + ", ".join(f'p["{n}"]' for n in names))
+            lines.append(self.indent + ", ".join(variable(n) for n in names) + " = "
+                         + ", ".join(f"p[{n!r}]" for n in names))
         if self.layers:
             names = list(self.layers)
             lines.append(self.indent + ", ".join(variable(n) for n in names) + " = "
-                         + ", ".join(f's["{n}"]' for n in names))
+                         + ", ".join(f"s[{n!r}]" for n in names))
         return lines

@@ -16,26 +16,14 @@ from .transformer import ToAst
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    grammar = resources.grammar_path().read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True, cache=_table_cache())
+    """The LALR parser, built once per process (about 0.1 s).
 
-
-def _table_cache() -> str | bool:
-    """Where Lark keeps the analysed grammar: the user's own cache directory, never a shared /tmp.
-
-    Lark pickles its tables; a file in a world-writable directory could be
-    planted by another user, so without a private directory there is no cache.
+    Lark could keep its analysed grammar on disk, but as a pickle: loading
+    one from the user's cache directory would execute whatever a tampered
+    file holds, so the tables are always built from the packaged grammar.
     """
-    import sys
-
-    import lark
-
-    directory = resources.cache_dir()
-    try:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError:
-        return False
-    return str(directory / f"grammar-lark{lark.__version__}-py{sys.version_info[0]}{sys.version_info[1]}.cache")
+    grammar = resources.grammar_path().read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
 
 
 @lru_cache(maxsize=64)
