@@ -2,7 +2,8 @@
 
 A DSL error prints `file:line:column: error: ...` with a caret line and exits
 with status 1, never with a traceback; so do bad data, a missing run
-directory and files that cannot be written (one line each).
+directory, files that cannot be written and sizes past the memory budget
+(one line each). Options are checked before data is read or training starts.
 """
 
 from __future__ import annotations
@@ -68,10 +69,14 @@ def compile_command(args) -> int:
 
 def train_command(args) -> int:
     from . import runs
+    from .evaluate.report import check_options
     from .runtime.datasets import load_data
     from .runtime.options import options as training_options
+    from .runtime.train import as_data, check_support
 
-    run_dir = Path(args.output)
+    check_options(args.ais_runs, args.ais_distributions, args.raise_runs, args.raise_rows)
+    resume = _resumable(args.resume) if args.resume else None
+    run_dir = Path(args.output) if args.output else resume[0].parent
     if run_dir.exists() and not run_dir.is_dir():
         raise DSLError(f"-o {run_dir}: exists and is not a directory")
     sizes = _sizes(args.set)
@@ -84,25 +89,38 @@ def train_command(args) -> int:
     model, note = runs.fit_visible(args.model, sizes, data.shape[1], labels=args.labels)
     if note:
         print(note)
+    if resume:
+        _same_model(args, resume[1], model)
     data = _with_labels(model, data, args)
     train, validation = runs.split(data, args.validation_fraction, args.seed)
+    rows = runs.row_count(train)
+    if args.batch_size > rows:
+        print(f"batch size {args.batch_size} is more than the {rows} training rows: using {rows}")
+        options["batch_size"] = rows
     compiled = model.compile(dtype=args.dtype, seed=args.seed)
+    check_options(args.ais_runs, args.ais_distributions, args.raise_runs, args.raise_rows, compiled)
+    for part in (train, validation):  # fit checks them too, but only after the run directory is made
+        if part is not None:
+            check_support(compiled, as_data(compiled, part))
     run_dir.mkdir(parents=True, exist_ok=True)
     shape = ", ".join(f"{k}={v}" for k, v in model.arguments.items())
     held = f", {runs.row_count(validation)} for validation" if validation is not None else ""
     labelled = f" (labels in {args.labels})" if args.labels else ""
-    print(f"training {model.name}({shape}) on {args.data}{labelled}: {runs.row_count(train)} rows{held}; "
-          f"{args.method}-{args.k}, {args.epochs} epochs, lr {args.lr}, batch size {args.batch_size}", flush=True)
+    print(f"training {model.name}({shape}) on {args.data}{labelled}: {rows} rows{held}; "
+          f"{args.method}-{args.k}, {args.epochs} epochs, lr {args.lr}, batch size {options['batch_size']}", flush=True)
+    if resume:
+        print(f"resuming from {resume[0]} after epoch {resume[2]} of {args.epochs}", flush=True)
     try:
         history = compiled.fit(train, validation=validation, checkpoint=run_dir / "model.npz", verbose=0,
-                               callbacks=[_epoch_printer(args.epochs)], **options)
+                               resume=resume[0] if resume else None, callbacks=[_epoch_printer(args.epochs)],
+                               **options)
     except KeyboardInterrupt:
         kept = f"; {run_dir / 'model.npz'} holds the last finished epoch" if (run_dir / "model.npz").exists() else ""
-        print(f"interrupted{kept}", file=sys.stderr)
+        print(f"interrupted{kept} (continue with --resume {run_dir})", file=sys.stderr)
         return 130
     info = {"model": model.name, "sizes": model.arguments, "data": args.data, "labels": args.labels,
             "dtype": args.dtype,
-            "rows": {"training": runs.row_count(train), "validation": runs.row_count(validation)},
+            "rows": {"training": rows, "validation": runs.row_count(validation)},
             "options": options}
     written = [run_dir / "model.npz", *runs.write_metrics(history, run_dir, info)]
     pictures, notes = runs.save_pictures(compiled, history, run_dir, seed=args.seed)
@@ -112,6 +130,30 @@ def train_command(args) -> int:
     _print_evaluation(compiled, {"train": train, "validation": validation}, args, run_dir)
     print(f"draw more samples with: pgmdsl sample {run_dir} -n 64")
     return 0
+
+
+def _resumable(run: str) -> tuple[Path, dict, int]:
+    """(checkpoint, its meta, epochs done) of a run to resume: one with the trainer's state, checked before data."""
+    from .runtime.checkpoint import read
+
+    run = Path(run)
+    checkpoint = run if run.is_file() else run / "model.npz"
+    if not checkpoint.is_file():
+        raise DSLError(f"--resume {run}: no checkpoint at {checkpoint} (a run directory written by pgmdsl train)")
+    contents = read(checkpoint)
+    if contents["training"] is None:
+        raise DSLError(f"--resume {run}: {checkpoint} holds no training state to resume from (it was saved from "
+                       "Python, not by pgmdsl train)")
+    return checkpoint, contents["meta"], contents["training"]["epoch"]
+
+
+def _same_model(args, meta: dict, model) -> None:
+    """A run resumes only as the model, sizes and dtype it was trained as (the trainer checks its options)."""
+    if (meta["model"], meta["sizes"], meta["dtype"]) != (model.name, model.arguments, args.dtype):
+        saved = ", ".join(f"{k}={v}" for k, v in meta["sizes"].items())
+        given = ", ".join(f"{k}={v}" for k, v in model.arguments.items())
+        raise DSLError(f"--resume {args.resume}: its checkpoint holds {meta['model']}({saved}) in {meta['dtype']}, "
+                       f"not {model.name}({given}) in {args.dtype}: give the run's model, --set and --dtype")
 
 
 def _print_evaluation(compiled, sets: dict, args, run_dir: Path) -> None:
@@ -124,8 +166,7 @@ def _print_evaluation(compiled, sets: dict, args, run_dir: Path) -> None:
     print("evaluating...", flush=True)
     result = evaluate(compiled, sets, ais_runs=args.ais_runs, distributions=args.ais_distributions,
                       force_exact=args.exact, reference=sets.get("train"), seed=getattr(args, "seed", 0),
-                      labels=args.labels, raise_runs=getattr(args, "raise_runs", 0),
-                      raise_rows=getattr(args, "raise_rows", 100))
+                      labels=args.labels, raise_runs=args.raise_runs, raise_rows=args.raise_rows)
     print("evaluation:")
     for line in lines(result):
         print(line)
@@ -134,11 +175,11 @@ def _print_evaluation(compiled, sets: dict, args, run_dir: Path) -> None:
 
 def eval_command(args) -> int:
     from . import runs
+    from .evaluate.report import check_options
     from .runtime.checkpoint import load_trained
     from .runtime.datasets import load_data
 
-    if args.raise_runs < 0 or args.raise_rows < 1:
-        raise DSLError("--raise-runs must be at least 0 and --raise-rows at least 1")
+    check_options(args.ais_runs, args.ais_distributions, args.raise_runs, args.raise_rows)
     run = Path(args.run)
     checkpoint = run if run.is_file() else run / "model.npz"
     if not checkpoint.is_file():
@@ -195,8 +236,8 @@ def sample_command(args) -> int:
         raise DSLError(f"no such run directory: {run}")
     if not checkpoint.is_file():
         raise DSLError(f"{run} holds no model.npz (make one with: pgmdsl train MODEL --data ... -o {run})")
-    if args.n < 1 or args.steps < 0:
-        raise DSLError("-n must be positive and --steps at least 0")
+    if args.n < 1 or args.steps < 0 or args.seed < 0:
+        raise DSLError("-n must be positive, --steps at least 0 and --seed at least 0")
     output = Path(args.output) if args.output else None
     if output is None:
         output = checkpoint.parent / f"samples-{args.n}.{'png' if plots.have_matplotlib() else 'npy'}"
@@ -239,10 +280,6 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "eval":
             sub.add_argument("run", metavar="RUN_DIR", help="a directory written by `pgmdsl train` (or its model.npz)")
             sub.add_argument("--data", required=True, metavar="SPEC", help="the rows to evaluate")
-            sub.add_argument("--raise-runs", type=int, default=0,
-                             help="RAISE runs per row: a conservative log-likelihood next to AIS's (default 0: none)")
-            sub.add_argument("--raise-rows", type=int, default=100,
-                             help="how many of the rows RAISE evaluates (default 100)")
             _add_evaluation_arguments(sub)
             continue
         _add_model_arguments(sub)
@@ -278,8 +315,12 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="hybrid objective: weight of the generative step (default 0.01)")
     parser.add_argument("--validation-fraction", type=float, default=0.1,
                         help="rows held out for the free-energy gap (default 0.1; 0 for none)")
-    parser.add_argument("-o", "--output", required=True, metavar="RUN_DIR",
-                        help="writes model.npz, metrics.csv, metrics.json and (with matplotlib) PNG pictures here")
+    parser.add_argument("-o", "--output", metavar="RUN_DIR",
+                        help="writes model.npz, metrics.csv, metrics.json and (with matplotlib) PNG pictures here "
+                             "(default with --resume: the resumed run's directory)")
+    parser.add_argument("--resume", metavar="RUN_DIR",
+                        help="continue a killed or finished run from its model.npz to --epochs, exactly as if never "
+                             "stopped: give the run's model, --set, --data and options again")
     _add_evaluation_arguments(parser)
 
 
@@ -292,6 +333,9 @@ def _add_evaluation_arguments(parser: argparse.ArgumentParser, default_runs: int
     parser.add_argument("--ais-distributions", type=int, default=None,
                         help="intermediate distributions (default: the 14,500 of Salakhutdinov and Murray)")
     parser.add_argument("--exact", action="store_true", help="enumerate for log Z even when it is large")
+    parser.add_argument("--raise-runs", type=int, default=0,
+                        help="RAISE runs per row: a conservative log-likelihood next to AIS's (default 0: none)")
+    parser.add_argument("--raise-rows", type=int, default=100, help="how many of the rows RAISE evaluates (default 100)")
 
 
 def _add_sample_arguments(parser: argparse.ArgumentParser) -> None:
@@ -306,7 +350,10 @@ def _add_sample_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "train" and args.output is None and args.resume is None:
+        parser.error("train needs -o RUN_DIR (or --resume RUN_DIR)")
     try:
         return COMMANDS[args.command][0](args)
     except DSLError as error:
@@ -314,6 +361,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except RuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except MemoryError as error:  # past the budget checks: the machine has less memory than the budget
+        print(f"error: out of memory: {error or 'an array did not fit'}; try smaller sizes, batches or sample "
+              "counts", file=sys.stderr)
         return 1
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()

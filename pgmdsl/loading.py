@@ -31,6 +31,8 @@ def parse(text: str, filename: str = "<string>", **sizes: int) -> Model:
 
 def load_files(files: tuple[SourceFile, ...], name: str, **sizes: int) -> Model:
     """Model `name` from files carried with it (a checkpoint's `Model.files`): nothing is read from disk."""
+    for source in files:  # a checkpoint's texts are data: they may hold what no .dgm file read as UTF-8 can
+        _checked_text(source.text, source.name)
     library = EmbeddedLibrary(files)
     scope = library.load_main()
     if name not in scope.models:
@@ -100,7 +102,7 @@ def _checked_text(text, filename: str) -> str:
 
 
 def _kind(value) -> str:
-    return "None" if value is None else f"a {type(value).__name__}"
+    return "None" if value is None else type(value).__name__
 
 
 def _select(library: Library, scope: FileScope, stem: str, sizes: dict[str, int]) -> Model:

@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+def printable(name: str) -> str:
+    """A file name as an error shows it: unchanged if printable, else escaped, so the error stays one line."""
+    return name if name.isprintable() else ascii(name)[1:-1]
+
+
 @dataclass(frozen=True)
 class SourceText:
     """A .dgm file's text and the name it is reported under."""
@@ -37,7 +42,7 @@ class SourceSpan:
         return self.source.filename
 
     def __str__(self) -> str:
-        return f"{self.filename}:{self.line}:{self.column}"
+        return f"{printable(self.filename)}:{self.line}:{self.column}"
 
     def excerpt(self) -> str:
         """The line of source with carets under the span (first line only)."""

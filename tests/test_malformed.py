@@ -16,9 +16,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import pgmdsl
+from pgmdsl import resources
 
 MALFORMED = Path(__file__).resolve().parent / "malformed"
 CASES = sorted(MALFORMED.glob("*.dgm"))
@@ -148,3 +150,85 @@ def test_a_size_override_too_large_is_refused_before_allocating():
     assert caught.value.message == ("'W' would have 5,000,000,000 entries (shape (100000, 50000)), more than the "
                                     "2^31 allowed: check the sizes")
     assert (caught.value.line, caught.value.column) == (8, 9)
+
+
+# ---- what the public entry points accept ------------------------------------
+
+RBM_TEXT = (resources.models_dir() / "rbm.dgm").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("text", [RBM_TEXT.encode("utf-8"), None, 123, [RBM_TEXT]], ids=["bytes", "None", "int", "list"])
+def test_parse_takes_text_only(text):
+    with pytest.raises(pgmdsl.DSLError) as caught:
+        pgmdsl.parse(text)
+    assert caught.value.message.startswith("parse takes the model's text as a str, got ")
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("filename", [b"rbm.dgm", None, 3], ids=["bytes", "None", "int"])
+def test_parse_takes_a_str_file_name(filename):
+    with pytest.raises(pgmdsl.DSLError) as caught:
+        pgmdsl.parse(RBM_TEXT, filename)
+    assert caught.value.message.startswith("parse takes the file name as a str, got ")
+
+
+def test_parse_takes_a_path_as_its_file_name():
+    assert pgmdsl.parse(RBM_TEXT, Path("models") / "rbm.dgm").filename == str(Path("models") / "rbm.dgm")
+
+
+@pytest.mark.parametrize("text, line, column", [
+    (RBM_TEXT + "# caf\udce9, read with errors='surrogateescape'\n", 12, 6),
+    (RBM_TEXT.replace("param W", "param W\ud800"), 8, 8),
+], ids=["comment", "name"])
+def test_a_lone_surrogate_in_the_text_is_one_error_at_its_place(text, line, column):
+    with pytest.raises(pgmdsl.DSLError) as caught:
+        pgmdsl.parse(text, "surrogate.dgm")
+    error = caught.value
+    assert error.message.startswith("lone surrogate ") and (error.line, error.column) == (line, column)
+    str(error).encode("utf-8")  # the message and its excerpt can be printed: '?' stands in the excerpt
+
+
+@pytest.mark.parametrize("argument", [b"rbm", None, 3, ["rbm"]], ids=["bytes", "None", "int", "list"])
+def test_load_takes_a_name_or_a_path_only(argument):
+    with pytest.raises(pgmdsl.DSLError) as caught:
+        pgmdsl.load(argument)
+    assert caught.value.message.startswith("load takes a standard-library name or a .dgm path (str or Path), got ")
+
+
+@pytest.mark.parametrize("name", ["x" * 5000, "/tmp/" + "x" * 300 + ".dgm", "rb\x00m"], ids=["long", "long-part", "nul"])
+def test_load_of_a_name_no_file_can_have_is_no_such_model(name):
+    with pytest.raises(pgmdsl.DSLError) as caught:
+        pgmdsl.load(name)
+    assert caught.value.message.startswith("no such model file or standard-library model: ")
+
+
+@pytest.mark.parametrize("value, shown", [(10**30, "about 10^30"), (10**5000, "about 10^5000"), (2**31 + 1, "2,147,483,649")],
+                         ids=["10^30", "10^5000", "2^31+1"])
+def test_a_size_override_beyond_any_axis_is_refused(value, shown):
+    with pytest.raises(pgmdsl.DSLError) as caught:
+        pgmdsl.load("rbm", nh=value)
+    assert caught.value.message == f"size 'nh' is {shown}, more than the 2^31 allowed: check the sizes"
+
+
+def test_a_huge_negative_size_override_is_refused_in_one_line():
+    with pytest.raises(pgmdsl.DSLError) as caught:
+        pgmdsl.load("rbm", nh=-10**5000)
+    assert caught.value.message == "size 'nh' must be a positive integer, got about -10^5000"
+
+
+def test_a_numpy_integer_is_a_size():
+    assert pgmdsl.load("rbm", nv=np.int64(5), nh=np.int32(3)).sizes == {"nv": 5, "nh": 3}
+
+
+def test_a_number_with_thousands_of_leading_zeros_is_its_value():
+    """Regression: int() refuses strings of over 4300 digits, zeros included (a ValueError from the transformer)."""
+    model = pgmdsl.parse(RBM_TEXT.replace("nv: int = 784", "nv: int = " + "0" * 5000 + "7"), "zeros.dgm")
+    assert model.sizes["nv"] == 7
+
+
+def test_a_power_of_a_sum_too_long_to_multiply_out_is_refused():
+    """Regression: sympy multiplied (v[i] + a[i])^100000 out to apply v^2 = v to binary units, for ever."""
+    text = RBM_TEXT.replace("energy = ", "energy = v[i]^2 * (v[i] + a[i])^100000 ")
+    with pytest.raises(pgmdsl.DSLError) as caught:
+        pgmdsl.parse(text, "power.dgm", nv=4, nh=3).compile(cache=False)
+    assert caught.value.message.startswith("multiplying out the summand would make more than 100 terms")

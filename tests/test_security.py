@@ -234,6 +234,53 @@ def test_editing_an_imported_file_gives_a_new_module(tmp_path, cache):
     assert float(second.energy(state)[0]) == pytest.approx(2 * float(first.energy(state)[0]))
 
 
+def test_a_checkpoint_carries_its_imports(tmp_path, cache, monkeypatch):
+    """The same checkpoint gives the same free energies in another directory, where the import is not."""
+    made = tmp_path / "made"
+    made.mkdir()
+    main = _importing(made, "-3*a[i]*v[i]")
+    compiled = pgmdsl.load(main, nv=4, nh=3).compile()
+    compiled.params["a"] = np.array([0.1, 0.2, 0.3, 0.4], dtype=np.float32)
+    path = compiled.save(tmp_path / "model.npz")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "bias.dgm").write_text("term bias(a, v) = -a[i]*v[i]\n", encoding="utf-8")  # a different one
+    monkeypatch.chdir(elsewhere)
+    (made / "bias.dgm").unlink()
+    loaded = load_trained(path)
+    state = {"v": np.ones((2, 4))}
+    np.testing.assert_array_equal(loaded.free_energy(state), compiled.free_energy(state))
+
+
+@pytest.mark.parametrize("files, message", [
+    ("not json", "files is not JSON"),
+    ("[]", "files must be a list"),
+    ('[{"name": "m.dgm", "text": "", "imports": []}]', "not its source"),
+    ('[{"name": "m.dgm", "text": "x", "imports": [["bias.dgm", 7]]}]', "files must be a list"),
+    ('[{"name": 3, "text": "x", "imports": []}]', "files must be a list"),
+])
+def test_damaged_embedded_files_are_one_error(tmp_path, cache, files, message):
+    path = pgmdsl.load("rbm", nv=4, nh=3).compile().save(tmp_path / "model.npz")
+    _rewrite(path, lambda members: members.update(files=np.array(files)))
+    with pytest.raises(pgmdsl.DSLError, match=message):
+        load_trained(path)
+
+
+def test_a_checkpoint_naming_a_model_its_files_lack_is_one_error(tmp_path, cache):
+    path = pgmdsl.load("rbm", nv=4, nh=3).compile().save(tmp_path / "model.npz")
+    _edit_meta(path, model="nothere")
+    with pytest.raises(pgmdsl.DSLError, match="define no model 'nothere'"):
+        load_trained(path)
+
+
+def test_a_checkpoint_from_before_embedded_files_still_loads(tmp_path, cache):
+    compiled = pgmdsl.load("rbm", nv=4, nh=3).compile()
+    path = compiled.save(tmp_path / "model.npz")
+    _rewrite(path, lambda members: members.pop("files"))
+    state = {"v": np.ones((2, 4))}
+    np.testing.assert_array_equal(load_trained(path).free_energy(state), compiled.free_energy(state))
+
+
 def test_an_import_must_resolve_to_a_regular_dgm_file(tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("TOKEN=hunter2\n", encoding="utf-8")

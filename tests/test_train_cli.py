@@ -153,7 +153,7 @@ def test_train_prints_an_evaluation_and_eval_evaluates_a_run(tmp_path, capsys):
     result = json.loads((run / "evaluation.json").read_text())
     assert result["data"]["raise_rows"] == 7 and np.isfinite(result["data"]["raise_log_likelihood"])
     assert main(["eval", str(run), "--data", "bars", "--raise-rows", "0"]) == 1
-    assert "--raise-rows at least 1" in capsys.readouterr().err
+    assert "--raise-rows must be at least 1, got 0" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "missing"), "--data", "bars"]) == 1
     assert "no checkpoint" in capsys.readouterr().err
 

@@ -14,6 +14,37 @@ from .pseudo import pseudo_log_likelihood
 from .reverse import raise_log_likelihood
 from .states import log2_count
 
+MAX_DISTRIBUTIONS = 10_000_000  # AIS/RAISE intermediate distributions: 700 times the default, hours per run
+
+
+def check_options(ais_runs: int = 100, distributions: int | None = None, raise_runs: int = 0, raise_rows: int = 100,
+                  compiled=None) -> None:
+    """Refuse evaluation options that would fail, or mean nothing, only after training; named as on the CLI.
+
+    Called by `pgmdsl train` before it reads the data (and again with the
+    compiled model, for the runs' memory, before it trains), by `pgmdsl eval`
+    first, and by `evaluate`. AIS takes 0 runs (skip) or at least 2: its
+    band is 3 standard errors of the runs' weights, and one run has none.
+    """
+    if ais_runs == 1:
+        raise DSLError("--ais-runs 1: one run has no standard error, so log Z would get no band; "
+                       "give 0 (no AIS) or at least 2")
+    if ais_runs < 0:
+        raise DSLError(f"--ais-runs must be 0 (no AIS) or at least 2, got {ais_runs}")
+    if distributions is not None and not 1 <= distributions <= MAX_DISTRIBUTIONS:
+        bound = "at least 1" if distributions < 1 else f"at most {MAX_DISTRIBUTIONS}"
+        raise DSLError(f"--ais-distributions must be {bound}, got {distributions}")
+    if raise_runs < 0:
+        raise DSLError(f"--raise-runs must be at least 0, got {raise_runs}")
+    if raise_rows < 1:
+        raise DSLError(f"--raise-rows must be at least 1, got {raise_rows}")
+    if compiled is not None:
+        from ..runtime.initialize import check_rows
+
+        check_rows(compiled, ais_runs, f"--ais-runs {ais_runs}: AIS chains of {compiled.model.name}")
+        check_rows(compiled, raise_runs * raise_rows,
+                   f"--raise-runs {raise_runs} x --raise-rows {raise_rows}: RAISE chains of {compiled.model.name}")
+
 
 def evaluate(compiled, sets: dict, ais_runs: int = 100, distributions: int | None = None, force_exact: bool = False,
              reference=None, seed: int = 0, labels: str | None = None, raise_runs: int = 0,
@@ -25,9 +56,12 @@ def evaluate(compiled, sets: dict, ais_runs: int = 100, distributions: int | Non
     raise_runs: with more than 0, RAISE's conservative log-likelihood of each set's first `raise_rows` rows
     (the same schedule as AIS).
     """
-    from ..runtime.train import as_data, reconstruction_error
+    from ..runtime.train import as_data, check_support, reconstruction_error
 
+    check_options(ais_runs, distributions, raise_runs, raise_rows, compiled)
     sets = {name: as_data(compiled, rows) for name, rows in sets.items() if rows is not None}
+    for rows in sets.values():
+        check_support(compiled, rows)
     result = {"log_z": _log_z(compiled, reference if reference is not None else next(iter(sets.values())),
                               ais_runs, distributions, force_exact, seed)}
     log_z = result["log_z"]["value"]

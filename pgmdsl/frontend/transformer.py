@@ -12,10 +12,14 @@ from . import ast
 
 
 def _number(text: str) -> int | float | None:
-    """The value of a NUMBER token, or None when it does not fit in a float."""
+    """The value of a NUMBER token, or None when it does not fit in a float.
+
+    Leading zeros are dropped before int(): Python refuses to convert a string of
+    over 4300 digits, and a finite float has at most 309 significant ones.
+    """
     if not math.isfinite(float(text)):
         return None
-    return int(text) if text.isdigit() else float(text)
+    return int(text.lstrip("0") or "0") if text.isdigit() else float(text)
 
 
 @v_args(meta=True)

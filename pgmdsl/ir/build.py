@@ -6,7 +6,9 @@ problem, always with the span of the construct at fault.
 
 from __future__ import annotations
 
-from math import prod
+import operator
+import reprlib
+from math import log10, prod
 
 from ..errors import DSLError, DSLNameError, DSLShapeError
 from ..frontend import ast
@@ -176,14 +178,43 @@ def _bind_sizes(model_def: ast.ModelDef, scope: ModelScope, overrides: dict[str,
         if param.type_name.name != "int":
             raise DSLError(f"unknown size type '{param.type_name.name}': sizes are 'int'", param.type_name.span)
         if name in overrides:
-            value = overrides[name]
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise DSLShapeError(f"size '{name}' must be a positive integer, got {value!r}", param.name.span)
+            value = _override(name, overrides[name], param.name.span)
         elif param.default is None:
             raise DSLError(f"size '{name}' has no default: give it a value", param.name.span)
         else:
             value = size_value(param.default, scope.sizes, scope.describe, f"size '{name}'")
-        scope.sizes[name] = value
+        scope.sizes[name] = _bounded(name, value, param.name.span)
+
+
+def _override(name: str, value, span) -> int:
+    """A size given from Python or the command line: a positive integer (numpy's too), never a bool or str."""
+    try:
+        number = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or number <= 0:
+        shown = _amount(value) if isinstance(value, int) and not isinstance(value, bool) else reprlib.repr(value)
+        raise DSLShapeError(f"size '{name}' must be a positive integer, got {shown}", span)
+    return number
+
+
+# Largest size: no axis can be longer than a tensor may be large, and the bound keeps size arithmetic finite
+# (a chain of size lets, each squaring the one before, would otherwise grow numbers until memory runs out).
+MAX_SIZE = 2**31
+
+
+def _bounded(name: str, value: int, span) -> int:
+    if value > MAX_SIZE:
+        raise DSLShapeError(f"size '{name}' is {_amount(value)}, more than the 2^31 allowed: check the sizes", span)
+    return value
+
+
+def _amount(number: int) -> str:
+    """An integer for a message: in full with thousands separators, or its order of magnitude when huge
+    (Python refuses to print integers of over 4300 digits)."""
+    if abs(number) < 10**30:
+        return f"{number:,}"
+    return f"about {'-' if number < 0 else ''}10^{int(log10(abs(number)))}"
 
 
 def _declare(model_def: ast.ModelDef, scope: ModelScope) -> dict:
@@ -257,7 +288,8 @@ def _evaluate_size_lets(size_lets: list[ast.LetDef], scope: ModelScope) -> None:
                 pending[evaluating[0]].name.span,
             )
         evaluating.append(name)
-        scope.sizes[name] = _size_with_lets(definition.body, scope, describe, f"size '{name}'")
+        value = _size_with_lets(definition.body, scope, describe, f"size '{name}'")
+        scope.sizes[name] = _bounded(name, value, definition.name.span)
         evaluating.pop()
 
     for definition in size_lets:
@@ -294,8 +326,8 @@ def _shape(exprs: tuple[ast.Expr, ...], scope: ModelScope, owner: str) -> tuple[
     )
     entries = prod(shape)
     if entries > MAX_ENTRIES:
-        raise DSLShapeError(f"'{owner}' would have {entries:,} entries (shape {shape}), more than the 2^31 allowed: "
-                            "check the sizes", exprs[0].span)
+        raise DSLShapeError(f"'{owner}' would have {_amount(entries)} entries (shape {shape}), "
+                            "more than the 2^31 allowed: check the sizes", exprs[0].span)
     return shape
 
 
@@ -381,6 +413,8 @@ def _build_let(definition: ast.LetDef, scope: ModelScope) -> Let:
                     summand.span,
                 )
         shape.append(extent)
+    for summand in summands:
+        scope.summands.check_let_summand(summand)
     return Let(name, free, tuple(shape), summands, definition.name.span)
 
 

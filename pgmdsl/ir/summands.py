@@ -38,6 +38,9 @@ class Scope(Protocol):
 
 
 MAX_TERM_NESTING = 32  # as build.MAX_NESTING: terms calling terms calling terms...
+# Functions applied to functions: sympy differentiates them recursively (and the product rule makes each
+# derivative longer), so a chain the parser still accepts would end in a RecursionError or take minutes.
+MAX_FUNCTION_NESTING = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,6 +186,7 @@ class SummandBuilder:
 
     def __init__(self, scope: Scope):
         self.scope = scope
+        self._calls = 0  # functions open around the node being converted
 
     def build(self, piece: Piece, free: tuple[str, ...] = (), energy: bool = True) -> "Summand":
         try:
@@ -201,23 +205,38 @@ class SummandBuilder:
         if piece.negated:
             converted = ir.Neg(converted)
         ranges = extents(occurrences)
-        if energy:
-            self._check_indices_touch_layers(converted, ranges, piece.expr.span)
         summed = tuple(name for name in ranges if name not in free)
+        if energy:
+            self._check_indices_touch_layers(
+                converted, ranges, "is left free", "every index of an energy term must index a layer"
+            )
         return Summand(converted, tuple(ranges.items()), summed, piece.expr.span)
 
-    def _check_indices_touch_layers(self, expr, ranges, span) -> None:
+    def check_let_summand(self, summand: "Summand") -> None:
+        """The energy's rule for the indices a let sums over, when the let reads layers.
+
+        Such a let stands for its body inside the energy terms that use it, so
+        `let u[k] = x[i] * R[g,k]` is refused as `-x[i] * R[g,k] * h[k]` is: the
+        sum over g of R alone is a typo far more often than it is meant.
+        """
+        if any(ref.kind == "layer" or self.scope.depends_on_layers(ref.name) for ref in summand.refs()):
+            self._check_indices_touch_layers(
+                summand.expr, summand.summed, "is summed over",
+                "in a let that reads layers, every index not on its left must index a layer",
+            )
+
+    def _check_indices_touch_layers(self, expr, names, what: str, rule: str) -> None:
+        """Every index in `names` must index a layer (or a let that reads one) somewhere in `expr`."""
         touching = set()
         for ref in ir.refs(expr):
             if ref.kind == "layer" or self.scope.depends_on_layers(ref.name):
                 for affine in ref.indices:
                     touching.update(affine.names)
-        for name in ranges:
+        for name in names:
             if name not in touching:
                 ref = next(r for r in ir.refs(expr) if any(name in a.names for a in r.indices))
                 raise DSLShapeError(
-                    f"index '{name}' is left free: it appears only in {ref}, which is not a layer; "
-                    f"every index of an energy term must index a layer",
+                    f"index '{name}' {what}: it appears only in {ref}, which is not a layer; {rule}",
                     ref.span,
                 )
 
@@ -334,4 +353,12 @@ class SummandBuilder:
             raise DSLNameError(f"unknown function '{node.func}'{suggestion(node.func, known)}", node.span)
         if node.keywords or len(node.args) != 1:
             raise DSLError(f"function '{node.func}' takes exactly one argument", node.span)
-        return ir.Func(node.func, self._convert(node.args[0], occ))
+        if self._calls >= MAX_FUNCTION_NESTING:
+            raise DSLError(
+                f"functions nested too deeply: more than {MAX_FUNCTION_NESTING} calls one inside the other", node.span
+            )
+        self._calls += 1
+        try:
+            return ir.Func(node.func, self._convert(node.args[0], occ))
+        finally:
+            self._calls -= 1

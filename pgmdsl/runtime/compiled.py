@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DSLError
-from .initialize import constrain, initial_value
+from .initialize import check_parameters, check_rows, constrain, initial_value
 
 
 class Compiled:
@@ -24,6 +24,7 @@ class Compiled:
         self.backend = backend
         self.dtype = np.dtype(dtype)
         self.xp = module.xp
+        check_parameters(model, self.dtype)
         rng = np.random.default_rng(seed)
         self.params = {p.name: self.xp.asarray(initial_value(p, rng, self.dtype)) for p in model.params}
 
@@ -153,7 +154,7 @@ class Compiled:
     # ---- training, sampling, saving ----
     def fit(self, data, method: str = "cd", k: int = 1, epochs: int = 10, batch_size: int = 10, lr: float = 0.05,
             momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0, callbacks=(), clamp=(),
-            validation=None, checkpoint=None, resume=None, monitor=(), **options):
+            validation=None, checkpoint=None, resume=None, monitor=(), check_data=True, **options):
         """Train by CD-k or PCD-k (or on log p(labels | rest): objective=, labels=); returns the per-epoch History.
 
         data: an array for the one observed layer, or a dict of arrays for several
@@ -166,14 +167,20 @@ class Compiled:
         "discriminative" climbs that log-likelihood (its exact gradient), "hybrid" adds generative_weight times
         the CD/PCD step. Models that pack (runtime.packing: biases and visible-hidden couplings only; binary,
         spin or one-hot units), trained generatively without sparsity or clamps, take the packed update of
-        runtime.fused unless fused=False; both make the same draws and agree to rounding.
+        runtime.fused unless fused=False; both make the same draws and agree to rounding. No minibatch is larger
+        than the rows, whatever batch_size says (PCD still keeps batch_size chains unless chains= is given); states
+        past the memory budget are refused before they are allocated (runtime.initialize). check_data: refuse data outside each unit type's support (binary units
+        in [0, 1], ...: units.UnitType.check_data); scikit-learn's wrappers, like BernoulliRBM, take any features.
         """
-        from .train import Trainer
+        from .train import Trainer, check_support
 
         trainer = Trainer(self, data, clamp=clamp, callbacks=callbacks, validation=validation,
                           checkpoint=checkpoint or resume, monitor=monitor, method=method, k=k, epochs=epochs,
                           batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
                           seed=seed, **options)
+        if check_data:
+            for rows in (trainer.data, trainer.validation or {}):
+                check_support(self, rows)
         if resume is not None and Path(resume).exists():
             trainer.resume(resume)
         else:
@@ -186,6 +193,11 @@ class Compiled:
         fixes units by clamping a layer and restoring the free units yourself: see `inpaint`)."""
         from .sampling import gibbs, initial_state
 
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+            raise DSLError(f"sample: n must be a positive integer, got {n!r}")
+        if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 0:
+            raise DSLError(f"sample: steps must be an integer >= 0, got {steps!r}")
+        check_rows(self, n, f"{n} samples of {self.model.name}")
         rng = self.random(seed)
         clamp = {k: self._rows(k, v, n) for k, v in (clamp or {}).items()}
         init = {k: self._rows(k, v, n) for k, v in (init or {}).items()}

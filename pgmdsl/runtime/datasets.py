@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -18,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DSLError
+from .initialize import check_budget
+from .npzfile import is_npz, read_npy, read_npz
 
 
 class DataError(DSLError):
@@ -70,39 +73,64 @@ def read_idx(path) -> np.ndarray:
 
     The header is two zero bytes, a type code (0x08 unsigned byte ... 0x0E
     double), the number of dimensions, then each dimension as a big-endian
-    32-bit integer; the values follow, big-endian, and nothing else.
+    32-bit integer; the values follow, big-endian, and nothing else. The
+    declared size is checked against the memory budget before anything else
+    is read, and a compressed stream is inflated only as far as the header
+    says it goes (a small .gz cannot inflate to gigabytes in memory).
     """
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        stream = open(path, "rb")
     except OSError as error:
         raise DataError(f"cannot read IDX file {path}: {error.strerror or error}") from None
-    if raw[:2] == b"\x1f\x8b":  # gzip, whatever the file is called
+    with stream:
+        compressed = stream.read(2) == b"\x1f\x8b"  # gzip, whatever the file is called
+        stream.seek(0)
         try:
-            raw = gzip.decompress(raw)
+            if not compressed:
+                return _idx_values(stream, path, os.fstat(stream.fileno()).st_size)
+            with gzip.GzipFile(fileobj=stream) as inflated:
+                return _idx_values(inflated, path, None)
         except (OSError, EOFError, zlib.error) as error:
-            raise DataError(f"{path}: not a valid gzip file ({error})") from None
-    if len(raw) < 4:
-        raise DataError(f"{path}: not an IDX file (only {len(raw)} bytes; the header alone takes 4)")
-    zero, code, ndim = struct.unpack(">HBB", raw[:4])
+            what = "not a valid gzip file" if compressed else "cannot read it"
+            raise DataError(f"{path}: {what} ({error})") from None
+
+
+def _idx_values(stream, path: Path, size: int | None) -> np.ndarray:
+    """The header and values of an IDX stream; size: the plain file's length (None for a compressed one)."""
+    head = stream.read(4)
+    if len(head) < 4:
+        raise DataError(f"{path}: not an IDX file (only {len(head)} bytes; the header alone takes 4)")
+    zero, code, ndim = struct.unpack(">HBB", head)
     if zero != 0:
-        raise DataError(f"{path}: not an IDX file (the magic number {raw[:4].hex()} should start with 0000)")
+        raise DataError(f"{path}: not an IDX file (the magic number {head.hex()} should start with 0000)")
     if code not in _IDX_TYPES:
         known = ", ".join(f"0x{c:02X}" for c in _IDX_TYPES)
         raise DataError(f"{path}: unknown IDX element type 0x{code:02X} (known: {known})")
     if ndim == 0:
         raise DataError(f"{path}: the IDX header declares no dimensions")
     header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: truncated IDX header ({ndim} dimensions need {header} bytes, the file has {len(raw)})")
-    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    dims = stream.read(4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise DataError(f"{path}: truncated IDX header ({ndim} dimensions need {header} bytes, the file has "
+                        f"{4 + len(dims)})")
+    shape = struct.unpack(f">{ndim}I", dims)
     dtype = np.dtype(_IDX_TYPES[code])
     expected = math.prod(shape) * dtype.itemsize
-    if len(raw) - header != expected:
-        dims = " x ".join(map(str, shape))
-        raise DataError(f"{path}: the IDX header declares {dims} values of {dtype.itemsize} byte(s) "
-                        f"({expected} bytes) but {len(raw) - header} bytes follow it")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    declared = f"{path}: the IDX header declares {_dims(shape)} values of {dtype.itemsize} byte(s) ({expected} bytes)"
+    check_budget(f"{declared}, which as float64 rows", math.prod(shape) * 8, "use a smaller file", DataError)
+    if size is not None and size - header != expected:
+        raise DataError(f"{declared} but {size - header} bytes follow it")
+    raw = stream.read(expected)
+    if len(raw) != expected:
+        raise DataError(f"{declared} but {len(raw)} bytes follow it")
+    if stream.read(1):
+        raise DataError(f"{declared} but more bytes follow it")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _dims(shape) -> str:
+    return " x ".join(map(str, shape)) or "one"
 
 
 DATA_SPECS = ("digits, digits-binary, bars, bars:N, FILE.npy, FILE.npz (one array, and optionally 'labels'), "
@@ -144,10 +172,7 @@ def load_labels(spec: str) -> np.ndarray:
     if _file_kind(path.name.lower()) != "npz" or not path.is_file():
         raise DataError(f"--data {spec} has no labels: they come with digits, digits-binary, or a .npz holding "
                         "an array named 'labels' beside the data")
-    with np.load(path, allow_pickle=False) as archive:
-        if "labels" not in archive.files:
-            raise DataError(f"{path} holds no array named 'labels' (it holds {', '.join(archive.files)})")
-        labels = np.asarray(archive["labels"])
+    labels = _load(path, lambda files: _labels_key(path, files))
     if labels.ndim != 1 or labels.dtype.kind not in "iub" or (labels.size and labels.min() < 0):
         raise DataError(f"{path}: 'labels' must be one integer class (0, 1, ...) per row, got an array of "
                         f"{labels.dtype} values and shape {labels.shape}")
@@ -170,19 +195,55 @@ def _from_file(path: Path) -> np.ndarray:
         raise DataError(f"--data {path}: no such file")
     if kind == "idx":
         return read_idx(path)
+    return _load(path, lambda files: _data_key(path, files))
+
+
+def _load(path: Path, key_of) -> np.ndarray:
+    """A .npy's array, or the array key_of(names) picks from a .npz (key_of(None) for a plain .npy).
+
+    What a file is goes by its content, not its name. Every array's declared
+    size is checked against the memory budget before numpy reads (and
+    allocates) it; damage of any kind is a DataError.
+    """
     try:
-        loaded = np.load(path, allow_pickle=False)  # an array or an archive, by content rather than name
-        if isinstance(loaded, np.ndarray):
-            return loaded
-        with loaded as archive:
-            keys = [key for key in archive.files if key != "labels"]
-            if len(keys) != 1:
-                listed = ", ".join(archive.files) or "none"
-                raise DataError(f"{path}: a .npz for --data must hold exactly one array (and optionally one named "
-                                f"'labels'); it holds {len(archive.files)} ({listed})")
-            return archive[keys[0]]
-    except (OSError, ValueError, EOFError, zlib.error) as error:
-        raise DataError(f"cannot read {path}: {error}") from None
+        archive = is_npz(path)
+    except OSError as error:
+        raise DataError(f"cannot read {path}: {error.strerror or error}") from None
+    if not archive:
+        key_of(None)
+        return read_npy(path, str(path), lambda headers: _within_budget(lambda _: str(path), headers), DataError)
+    arrays = read_npz(path, str(path), lambda headers: _within_budget(lambda name: f"{path}: {name}", headers),
+                      DataError)
+    return np.asarray(arrays[key_of(list(arrays))])
+
+
+def _within_budget(named, headers) -> None:
+    """Refuse arrays whose headers declare more values than the memory budget holds as float64 rows.
+
+    named(member name): how the message names an array.
+    """
+    for header in headers:
+        check_budget(f"{named(header.name)} declares {_dims(header.shape)} {header.dtype} values, which",
+                     math.prod(header.shape) * max(header.dtype.itemsize, 8), "use a smaller file", DataError)
+
+
+def _data_key(path: Path, files: list[str] | None) -> str | None:
+    """The one array of a .npz for --data besides its optional 'labels'."""
+    if files is None:
+        return None
+    keys = [key for key in files if key != "labels"]
+    if len(keys) != 1:
+        listed = ", ".join(files) or "none"
+        raise DataError(f"{path}: a .npz for --data must hold exactly one array (and optionally one named "
+                        f"'labels'); it holds {len(files)} ({listed})")
+    return keys[0]
+
+
+def _labels_key(path: Path, files: list[str] | None) -> str:
+    if files is None or "labels" not in files:
+        held = f"it holds {', '.join(files)}" if files is not None else "it is a plain .npy array"
+        raise DataError(f"{path} holds no array named 'labels' ({held})")
+    return "labels"
 
 
 def _file_kind(name: str) -> str | None:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, fields
 
 from ..errors import DSLError
 
+MAX_SWEEPS = 10_000  # Gibbs or mean-field sweeps per update: far beyond any use (k = 1000 is already slow)
+
 
 def _positive_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
@@ -15,13 +17,18 @@ def _nonnegative(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
 
 
+def _sweeps(value) -> bool:
+    """A sweep count: more than MAX_SWEEPS would run for hours without a line of output."""
+    return _positive_int(value) and value <= MAX_SWEEPS
+
+
 def _positive(value) -> bool:
     return _nonnegative(value) and value > 0
 
 
 CHECKS = {
     "method": (lambda v: v in ("cd", "pcd"), "'cd' or 'pcd'"),
-    "k": (_positive_int, "a positive integer"),
+    "k": (_sweeps, f"a positive integer up to {MAX_SWEEPS}"),
     "epochs": (_positive_int, "a positive integer"),
     "batch_size": (_positive_int, "a positive integer"),
     "lr": (_positive, "a positive number"),
@@ -34,7 +41,7 @@ CHECKS = {
     "sparsity_cost": (_nonnegative, "a number >= 0"),
     "sparsity_decay": (lambda v: _nonnegative(v) and v < 1, "a number in [0, 1)"),
     "chains": (lambda v: v is None or _positive_int(v), "None or a positive integer"),
-    "mean_field_steps": (_positive_int, "a positive integer"),
+    "mean_field_steps": (_sweeps, f"a positive integer up to {MAX_SWEEPS}"),
     "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
     "checkpoint_every": (_positive_int, "a positive integer"),
     "verbose": (lambda v: v in (0, 1, 2), "0, 1 or 2"),

@@ -27,11 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import units
 from ..errors import DSLError
 from . import checkpoint as checkpoints
 from .discriminative import LabelGradient
 from .fused import FusedStep, fused_reason
-from .initialize import constrain, initial_value
+from .initialize import check_rows, constrain, initial_value
 from .options import options as make_options
 from .sampling import sweep_order
 from .gpu import to_host as _host
@@ -85,6 +86,19 @@ def as_data(compiled, data) -> dict[str, np.ndarray]:
     return result
 
 
+def check_support(compiled, data: dict) -> None:
+    """Refuse data (a dict from as_data) outside the support of each layer's unit type.
+
+    Binary units take 0/1 or probabilities in [0, 1], spin units [-1, 1],
+    one-hot rows sum to 1: anything else would train and evaluate a model
+    of states it cannot take. The unit types (pgmdsl.units) know their support.
+    """
+    for name, values in data.items():
+        unit = units.get(compiled.layers[name]["unit"])
+        if unit is not None:
+            unit.check_data(values, name)
+
+
 class Trainer:
     MONITORS = ("pseudo_log_likelihood", "log_likelihood")
 
@@ -93,6 +107,9 @@ class Trainer:
         self.options = make_options(**given)
         self.data = as_data(compiled, data)
         self.rows = len(next(iter(self.data.values())))
+        if self.rows == 0:
+            raise DSLError("fit: the data has no rows")
+        self._check_memory()
         self.validation = as_data(compiled, validation) if validation is not None else None
         self.clamp = tuple(clamp)
         for name in self.clamp:
@@ -135,6 +152,22 @@ class Trainer:
         log.debug("%s: %s", compiled.model.name,
                   "the packed fused update" if self.fused else f"the generic update ({self.why_generic})")
 
+    def _check_memory(self) -> None:
+        """Refuse persistent chains and minibatches whose states would exceed the memory budget, before allocating.
+
+        A minibatch is never larger than the rows, whatever batch_size says;
+        PCD keeps batch_size chains unless chains= says otherwise, rows or not.
+        """
+        o, name = self.options, self.c.model.name
+        batch = min(o.batch_size, self.rows)
+        if o.method == "pcd":
+            chains = o.chains or o.batch_size
+            given = "" if o.chains else " (batch_size's; chains= sets them apart)"
+            check_rows(self.c, batch + chains, f"fit: {chains} persistent chains{given} and a batch of {batch} rows "
+                                               f"of {name}")
+        else:
+            check_rows(self.c, 2 * batch, f"fit: a batch of {batch} rows of {name} and its negatives")
+
     # ---- state ----
     def start(self) -> None:
         """Fresh start: data-dependent initialisers (logit_mean) see the training data."""
@@ -144,7 +177,7 @@ class Trainer:
                 self.c.params[param.name] = self.c.xp.asarray(initial_value(param, rng, self.c.dtype, self.data))
 
     def resume(self, path) -> None:
-        contents = checkpoints.read(path)
+        contents = checkpoints.resumable(path, self.c)
         training = contents["training"]
         if training is None:
             raise DSLError(f"{path} holds no training state to resume from")

@@ -13,14 +13,13 @@ from ..runtime.gpu import to_host as host
 
 
 def pack_compiled(state: dict) -> dict:
-    """An estimator's __dict__ made picklable: `compiled_` (a generated module) travels as its .dgm source,
-    sizes and parameters, and is compiled again on unpickling (`unpack_compiled`)."""
+    """An estimator's __dict__ made picklable: `compiled_` (a generated module) travels as its .dgm files
+    (imports included), sizes and parameters, and is compiled again on unpickling (`unpack_compiled`)."""
     state = dict(state)
     compiled = state.pop("compiled_", None)
     if compiled is not None:
         state["_compiled_state"] = {
-            "source": compiled.model.source,
-            "filename": Path(compiled.model.filename).name,
+            "files": [(Path(f.name).name, f.text, f.imports) for f in compiled.model.files],
             "name": compiled.model.name,
             "sizes": compiled.model.arguments,
             "dtype": compiled.dtype.name,
@@ -34,13 +33,11 @@ def unpack_compiled(state: dict) -> dict:
     state = dict(state)
     saved = state.pop("_compiled_state", None)
     if saved is not None:
-        from ..loading import parse
-        from ..runtime.checkpoint import _named
+        from ..ir.library import SourceFile
+        from ..loading import load_files
 
-        model = parse(saved["source"], filename=saved["filename"], **saved["sizes"])
-        if model.name != saved["name"]:
-            model = _named(saved["source"], {"model": saved["name"], "filename": saved["filename"],
-                                             "sizes": saved["sizes"]})
+        files = saved.get("files") or [(saved["filename"], saved["source"], ())]  # older pickles: one file
+        model = load_files(tuple(SourceFile(*f) for f in files), saved["name"], **saved["sizes"])
         compiled = model.compile(backend=saved["backend"], dtype=saved["dtype"])
         for name, value in saved["params"].items():
             compiled.params[name] = compiled.xp.asarray(value, dtype=compiled.dtype)

@@ -107,7 +107,8 @@ class RBMClassifier(ClassifierMixin, BaseEstimator):
                 lr=float(self.learning_rate), momentum=float(self.momentum), weight_decay=float(self.weight_decay),
                 seed=train_seed, verbose=0, objective=self.objective, labels=self._labels,
                 generative_weight=float(self.generative_weight),
-                chains=int(self.batch_size) if self.method == "pcd" else None)
+                chains=int(self.batch_size) if self.method == "pcd" else None,
+                check_data=False)  # as BernoulliRBM: any real features (scikit-learn's checks send negative ones)
         self.history_ = list(history)
         return self
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from math import comb
 
 import sympy
 
+from ..errors import DSLUnsupportedError
 from ..ir import expr as ir
 from ..ir.model import ModelIR, Summand
 from .functions import FUNCTIONS
@@ -117,12 +119,17 @@ def scalar_form(model: ModelIR, summand: Summand, table: SymbolTable, free=(), l
             return -convert(node.operand)
         return FUNCTIONS[node.name](convert(node.arg))
 
-    expr = reduce_powers(model, convert(summand.expr), atoms)
+    expr = reduce_powers(model, convert(summand.expr), atoms, label)
     return ScalarForm(expr, atoms, dict(summand.extents), tuple(free), label)
 
 
-def reduce_powers(model: ModelIR, expr: sympy.Expr, atoms: dict[sympy.Symbol, Atom]) -> sympy.Expr:
-    """Use the units' algebra: x^n = x for binary and one-hot units, s^2 = 1 for spins."""
+# Most terms a summand may be multiplied out into. `(v[i] - a[i])^2` makes three; a power of a sum
+# makes a multinomial number of them, and (v[i] + a[i])^100000 would keep sympy busy for ever.
+MAX_EXPANDED_TERMS = 100
+
+
+def reduce_powers(model: ModelIR, expr: sympy.Expr, atoms: dict[sympy.Symbol, Atom], label: str) -> sympy.Expr:
+    """Use the units' algebra: x^n = x for binary and one-hot units, s^2 = 1 for spins (`label`: for errors)."""
     replacements = {}
     for symbol, atom in atoms.items():
         if atom.kind != "layer":
@@ -141,8 +148,35 @@ def reduce_powers(model: ModelIR, expr: sympy.Expr, atoms: dict[sympy.Symbol, At
             return None
         return base if kind == "idempotent" or exponent % 2 else sympy.Integer(1)
 
-    expanded = sympy.expand(expr) if any(isinstance(p, sympy.Pow) and p.base in replacements for p in expr.atoms(sympy.Pow)) else expr
+    expanded = expr
+    if any(isinstance(p, sympy.Pow) and p.base in replacements for p in expr.atoms(sympy.Pow)):
+        if _expanded_terms(expr) > MAX_EXPANDED_TERMS:
+            raise DSLUnsupportedError(
+                f"multiplying out the summand would make more than {MAX_EXPANDED_TERMS} terms ({label}): "
+                "lower the powers of sums in it"
+            )
+        expanded = sympy.expand(expr)
     return expanded.replace(
         lambda e: isinstance(e, sympy.Pow) and rule(e.base, e.exp) is not None,
         lambda e: rule(e.base, e.exp),
     )
+
+
+def _expanded_terms(expr: sympy.Expr) -> int:
+    """How many terms sympy.expand makes of `expr` at most, counted without expanding (capped just above
+    MAX_EXPANDED_TERMS): sums add, products multiply, the n-th power of k terms makes C(n + k - 1, k - 1)."""
+    cap = MAX_EXPANDED_TERMS + 1
+    if expr.is_Add:
+        return min(sum(_expanded_terms(term) for term in expr.args), cap)
+    if expr.is_Mul:
+        count = 1
+        for factor in expr.args:
+            count = min(count * _expanded_terms(factor), cap)
+        return count
+    if expr.is_Pow and expr.exp.is_Integer and abs(expr.exp) > 1:
+        base, power = _expanded_terms(expr.base), abs(int(expr.exp))
+        if base == 1:
+            return 1
+        return cap if power >= cap else min(comb(power + base - 1, base - 1), cap)
+    # A function's argument is expanded too (it stays one term outside).
+    return 1 if all(_expanded_terms(arg) < cap for arg in expr.args) else cap
