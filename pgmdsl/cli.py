@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from .errors import DSLError
@@ -349,11 +350,25 @@ def _add_sample_arguments(parser: argparse.ArgumentParser) -> None:
                         help="FILE.png (tiles) or FILE.npy (rows); default RUN_DIR/samples-N.png")
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings (a cache directory others can write to, ...) as `warning: ...` lines, without source excerpts."""
+    print(f"warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "train" and args.output is None and args.resume is None:
         parser.error("train needs -o RUN_DIR (or --resume RUN_DIR)")
+    shown, warnings.showwarning = warnings.showwarning, _one_line_warning
+    try:
+        return _run(args)
+    finally:
+        warnings.showwarning = shown
+
+
+def _run(args) -> int:
+    """The command, with every failure a user can cause as one line and an exit status."""
     try:
         return COMMANDS[args.command][0](args)
     except DSLError as error:

@@ -57,3 +57,7 @@ class DSLShapeError(DSLError):
 
 class DSLUnsupportedError(DSLError):
     """The model is well-formed but the compiler cannot handle it; the message says why."""
+
+
+class DataError(DSLError):
+    """A data set cannot be found, read or used; the message says which and why."""

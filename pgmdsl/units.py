@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import DataError
+
 
 @dataclass(frozen=True)
 class UnitType:
@@ -30,8 +32,6 @@ class UnitType:
         refused for every type; the bounds are inclusive, so probabilities pass
         (a binary layer's data may be the means of its units).
         """
-        from .runtime.datasets import DataError
-
         values = np.asarray(values)
         bad = ~np.isfinite(values)
         if self.bounds is not None:

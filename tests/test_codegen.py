@@ -141,3 +141,21 @@ def test_free_energy_and_samplers_take_fields_computed_already(name, sizes):
         shifted = getattr(module, f"sample_{n}")(c.params, state, np.random.default_rng(5), 0.7, None,
                                                  field=fields[n] + 50.0)
         assert not np.array_equal(shifted, computed)  # the given field is the one used
+
+
+def test_a_field_constant_along_its_layer_has_the_layers_shape():
+    """-v[i]*h[j]: v's field is the same for every i, and its means still have one entry per unit."""
+    text = ("model m(nv: int = 3, nh: int = 2)\nvisible v[nv]: binary\nhidden h[nh]: binary\n"
+            "param b[nh] = 0\nlet u[j] = v[i]*b[j]\nenergy = -v[i]*h[j] - u[j]*h[k]\n")
+    c = pgmdsl.parse(text).compile(cache=False, dtype="float64")
+    state = {"v": np.ones((2, 3)), "h": np.array([[1.0, 0.0], [1.0, 1.0]])}
+    np.testing.assert_allclose(c.mean("v", state), 1 / (1 + np.exp(-np.array([[1.0] * 3, [2.0] * 3]))))
+    assert c.sample_layer("h", state, np.random.default_rng(0)).shape == (2, 2)
+
+
+def test_a_gaussian_layer_without_a_linear_term_samples_in_the_models_dtype():
+    text = ("model m(nv: int = 3, nh: int = 2)\nvisible v[nv]: gaussian\nhidden h[nh]: binary\n"
+            "param e[nv] ~ normal(0, 1)\nenergy = (v[i]/exp(e[i]))^2/2 - h[j]\n")
+    c = pgmdsl.parse(text).compile(cache=False)
+    draw = c.sample_layer("v", {"h": np.zeros((4, 2))}, np.random.default_rng(0))
+    assert draw.shape == (4, 3) and draw.dtype == np.float32

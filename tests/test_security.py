@@ -361,3 +361,18 @@ def test_a_private_cache_directory_is_made_private(tmp_path, monkeypatch):
         warnings.simplefilter("error")
         directory = resources.private_cache_dir()
     assert directory is not None and stat.S_IMODE(directory.stat().st_mode) & 0o077 == 0
+
+
+def test_the_cli_says_why_it_does_not_use_a_shared_cache(tmp_path, monkeypatch, capsys):
+    from pgmdsl.cli import main
+
+    path = pgmdsl.load("rbm", nv=4, nh=3).compile(cache=False).save(tmp_path / "run" / "model.npz")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.setenv("PGMDSL_CACHE_DIR", str(shared))
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert main(["sample", str(path.parent), "-n", "2", "--steps", "1", "-o", str(tmp_path / "s.npy")]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: pgmdsl: not using the cache directory")

@@ -93,14 +93,15 @@ class ReductionWriter:
         if reduction.batch == "sum" and batched:
             kept_operands.append(Operand(weights, (BATCH,)))
         present = tuple(n for n in output if any(n in op.indices for op in kept_operands))
-        if kept_operands and present != output and any(spec is not None for spec in specs):
-            for name in out_names:  # a folded output needs every axis: spread along the missing ones
+        if kept_operands and present != output:
+            # spread along the axes the summand does not mention: a field or statistic has its layer's full
+            # shape (a length-1 axis would broadcast in arithmetic but give means of the wrong shape), and a
+            # folded output needs every axis
+            for name in out_names:
                 if name not in present:
                     kept_operands.append(Operand(f"xp.ones({extents[name]}, dtype=DTYPE)", (name,)))
             present = output
         code = self._contract(kept_operands, present, extents)
-        if code is not None and present != output:
-            code = _broadcast(code, present, output)  # constant along the missing axes
         multiplicity = prod(extents[n] for n in form.extents if n not in output and not any(n in o.indices for o in kept_operands))
         scale = coefficient * constant * multiplicity
         if code is None:
@@ -166,7 +167,7 @@ class ReductionWriter:
                 variable = self.function.temp("t")
                 self.function.line(f"{variable} = {code}")
                 code = variable
-            replacements[symbol] = sympy.Symbol(code)
+            replacements[symbol] = sympy.Symbol(code, real=True)  # as the atoms are: sympy's simplifications stay cheap
         variable = self.function.temp("f")
         self.function.line(f"{variable} = {self.printer.doprint(factor.xreplace(replacements))}")
         return Operand(variable, tuple(union))

@@ -106,7 +106,7 @@ class FunctionWriter:
             else:
                 self.line(f"{target} = {target} + {code}")
         if first:
-            self.line(f"{target} = 0")
+            self.line(f"{target} = xp.zeros((), dtype=DTYPE)")  # an array of the module's dtype, not the int 0
 
     def unpacking(self) -> list[str]:
         lines = []

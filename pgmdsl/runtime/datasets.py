@@ -18,13 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DSLError
+from ..errors import DataError
 from .initialize import check_budget
 from .npzfile import is_npz, read_npy, read_npz
-
-
-class DataError(DSLError):
-    """A data set cannot be found, read or used; the message says which and why."""
 
 
 def digits(binarize: bool = False, threshold: float = 0.5) -> np.ndarray:
