@@ -23,7 +23,7 @@ import pytest
 import pgmdsl
 from pgmdsl.cli import main
 from pgmdsl.errors import DSLError
-from pgmdsl.runtime import checkpoint
+from pgmdsl.runtime import checkpoint, checkpoint_contents
 from pgmdsl.runtime.checkpoint import load_trained
 
 BARS = np.array([[1, 1, 0, 0, 0, 0, 1, 1], [0, 0, 1, 1, 1, 1, 0, 0], [1, 0, 1, 0, 1, 0, 1, 0],
@@ -225,7 +225,7 @@ def test_a_member_declaring_more_than_the_budget_is_refused_before_inflating(sav
     kept = members(saved)
     np.savez_compressed(saved, **{**kept, "param/W": big})
     assert saved.stat().st_size < 2**20
-    monkeypatch.setattr(checkpoint, "MAX_BYTES", 2**20)
+    monkeypatch.setattr(checkpoint_contents, "MAX_BYTES", 2**20)
 
     def read():
         with pytest.raises(DSLError, match=r"declares 320\d{5} bytes of arrays in all, over the limit of 1048576"):
