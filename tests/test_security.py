@@ -6,7 +6,6 @@ the sentinel never appears and the failure, if any, is a DSLError.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 
 import pgmdsl
+from pgmdsl import cache as cache_store
 from pgmdsl import resources
 from pgmdsl.codegen.load import cache_key, read_cached
 from pgmdsl.runtime.checkpoint import load_trained
@@ -168,8 +168,8 @@ def test_a_garbage_entry_with_a_matching_digest_is_still_a_miss(cache):
     entry = _entry(cache)
     key = entry.stem
     entry.write_bytes(b"LAYERS = (\n")
-    digest = hashlib.sha256(key.encode() + b"\0" + b"LAYERS = (\n").hexdigest()
-    (cache / f"{key}.sha256").write_text(digest, encoding="ascii")
+    digest = cache_store.digest_of(f"{key}.py", b"LAYERS = (\n")
+    (cache / f"{key}.py.sha256").write_text(digest, encoding="ascii")
     assert read_cached(key) == "LAYERS = (\n"  # the digest matches: read as an entry...
     assert model.compile().source == clean  # ...but it does not load, so it is regenerated
 
@@ -214,6 +214,39 @@ def test_the_parser_never_unpickles(cache, monkeypatch):
     finally:
         parser._parser.cache_clear()
     assert calls == []
+
+
+def _fresh_parser():
+    from pgmdsl.frontend import parser
+
+    parser._parser.cache_clear()
+    parser.parse_text.cache_clear()
+    return parser._parser()
+
+
+def test_the_parser_tables_come_back_from_the_cache_as_json_and_parse_the_same(cache):
+    built = _fresh_parser()
+    (entry,) = cache.glob("grammar-*.json")
+    json.loads(entry.read_text(encoding="utf-8"))  # plain JSON, no pickle
+    loaded = _fresh_parser()
+    assert loaded is not built
+    for path in sorted(resources.models_dir().glob("*.dgm")):
+        text = path.read_text(encoding="utf-8")
+        assert loaded.parse(text) == built.parse(text)
+
+
+@pytest.mark.parametrize("garbage", [b"", b"{", b'{"data": 1, "memo": 2}', b"\x80\x04 a pickle"])
+def test_damaged_parser_tables_are_rebuilt(cache, garbage):
+    _fresh_parser()
+    (entry,) = cache.glob("grammar-*.json")
+    entry.write_bytes(garbage)
+    assert pgmdsl.parse(RBM, "rbm.dgm").name == "rbm"
+    (digest,) = cache.glob("grammar-*.json.sha256")
+    entry.write_bytes(garbage)  # now with a matching digest: read back, fails to load, rebuilt
+    digest.write_text(cache_store.digest_of(entry.name, garbage), encoding="ascii")
+    _fresh_parser()
+    assert pgmdsl.parse(RBM, "rbm.dgm").name == "rbm"
+    assert entry.read_bytes() != garbage
 
 
 def _importing(directory: Path, body: str = "-a[i]*v[i]") -> Path:

@@ -7,7 +7,7 @@ made from: the text and name of every .dgm file the model was read from
 and the compiler's own files. The cache is not trusted: an entry is run only
 if its source matches the digest stored beside it, one that fails to read,
 match or load is a miss and is generated again, and a directory other users
-can write to is not used at all (resources.private_cache_dir).
+can write to is not used at all (pgmdsl.cache).
 """
 
 from __future__ import annotations
@@ -15,14 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import linecache
-import os
-import stat
-import tempfile
 import types
 from functools import lru_cache
 from pathlib import Path
 
-from .. import __version__, resources
+from .. import __version__, cache, resources
 
 
 def cache_key(model, backend: str, dtype: str) -> str:
@@ -51,59 +48,16 @@ def _compiler_files() -> list[Path]:
 
 
 def read_cached(key: str) -> str | None:
-    """The cached source for `key` if it is there, ours and intact (its digest matches), else None."""
-    directory = resources.private_cache_dir()
-    if directory is None:
-        return None
+    """The cached source for `key` if it is there, ours and intact (pgmdsl.cache), else None."""
+    data = cache.read(f"{key}.py")
     try:
-        data = _read_own(directory / f"{key}.py")
-        digest = _read_own(directory / f"{key}.sha256").decode("ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    if digest != _digest(key, data):
-        return None
-    try:
-        return data.decode("utf-8")
+        return None if data is None else data.decode("utf-8")
     except UnicodeDecodeError:
         return None
 
 
-def _read_own(path: Path) -> bytes:
-    """A cache file's bytes; refused (OSError) unless it is a regular file of ours that only we can write."""
-    with open(path, "rb") as stream:
-        info = os.fstat(stream.fileno())
-        if not stat.S_ISREG(info.st_mode) or info.st_mode & 0o022 or info.st_uid != resources.user_id(info.st_uid):
-            raise OSError(f"{path}: not a private cache file")
-        return stream.read()
-
-
-def _digest(key: str, data: bytes) -> str:
-    """What the digest file of an entry holds: the entry's key and source, hashed together."""
-    return hashlib.sha256(key.encode("ascii") + b"\0" + data).hexdigest()
-
-
 def write_cached(key: str, source: str) -> None:
-    """Atomic writes of the source, then its digest; a cache that cannot be written is skipped, not an error."""
-    directory = resources.private_cache_dir()
-    if directory is None:
-        return
-    data = source.encode("utf-8")
-    try:
-        _write_atomic(directory, f"{key}.py", data)
-        _write_atomic(directory, f"{key}.sha256", _digest(key, data).encode("ascii"))
-    except OSError:
-        pass
-
-
-def _write_atomic(directory: Path, name: str, data: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, directory / name)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    cache.write(f"{key}.py", source.encode("utf-8"))
 
 
 def load_module(source: str, name: str) -> types.ModuleType:

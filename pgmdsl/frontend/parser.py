@@ -10,20 +10,15 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from .. import resources
 from ..errors import DSLError, DSLSyntaxError
 from ..source import SourceSpan, SourceText
-from . import ast
+from . import ast, tables
 from .transformer import ToAst
 
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    """The LALR parser, built once per process (about 0.1 s).
-
-    Lark could keep its analysed grammar on disk, but as a pickle: loading
-    one from the user's cache directory would execute whatever a tampered
-    file holds, so the tables are always built from the packaged grammar.
-    """
+    """The LALR parser of the packaged grammar, once per process (its tables cached as JSON: frontend.tables)."""
     grammar = resources.grammar_path().read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+    return tables.parser(grammar, propagate_positions=True, maybe_placeholders=True)
 
 
 @lru_cache(maxsize=64)
