@@ -14,6 +14,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import pytest
 
 import pgmdsl
@@ -409,3 +411,17 @@ def test_the_cli_says_why_it_does_not_use_a_shared_cache(tmp_path, monkeypatch, 
         assert main(["sample", str(path.parent), "-n", "2", "--steps", "1", "-o", str(tmp_path / "s.npy")]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("warning: pgmdsl: not using the cache directory")
+
+
+@given(st.text())
+@settings(max_examples=300, derandomize=True, deadline=None)
+def test_escaped_text_stays_a_comment_and_a_docstring(text):
+    """Whatever the text, a comment holding it is one comment and a docstring holding it one string."""
+    import ast as python_ast
+
+    from pgmdsl.codegen.text import comment_text, docstring_text
+
+    assert python_ast.parse(f"# {comment_text(text)}\n").body == []
+    (statement,) = python_ast.parse(f'"""{docstring_text(text)}"""\n').body
+    assert isinstance(statement, python_ast.Expr) and isinstance(python_ast.literal_eval(statement.value), str)
+    assert "\n" not in comment_text(text) and "\r" not in comment_text(text)
