@@ -9,33 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import __version__, resources
+from .. import __version__, resources, units
 from ..symbolic.kernels import Derivation, LayerKernel, Program
 from .backends import Backend
 from .text import docstring_text
 from .writer import FunctionWriter
-
-MEAN = {
-    "binary": "sigmoid({f})",
-    "spin": "xp.tanh({f})",
-    "onehot": "softmax({f})",
-}
-SAMPLE = {
-    "binary": "bernoulli_logit({f}, rng)",
-    "spin": "spins({f}, rng)",
-    "onehot": "categorical(softmax({f}), rng)",
-}
-DRAW = {
-    "binary": "bernoulli(mean, rng)",
-    "spin": "2*bernoulli((mean + 1)/2, rng) - 1",
-    "onehot": "categorical(mean, rng)",
-}
-LOG_PARTITION = {
-    "binary": "softplus({f})",
-    "spin": "log2cosh({f})",
-    "onehot": "logsumexp({f}, axis=-1)",
-}
-
 
 def _in_library(filename: str) -> bool:
     """Whether the model comes from the standard library (then `pgmdsl compile NAME` regenerates it)."""
@@ -155,23 +133,22 @@ class ModuleEmitter:
             given = f"fields[{name!r}] if fields is not None and {name!r} in fields else {self._full_field(name, layer.shape)}"
             field = f"tempered(beta, {rank}) * ({given})"
             writer.comment(f"{name} summed out: minus its log-partition function given the other layers")
-            if kernel.unit == "gaussian":
+            unit = units.get(kernel.unit)
+            if unit.quadratic:
                 f, q = writer.name(f"f_{name}"), writer.name(f"q_{name}")
-            if kernel.unit == "gaussian" and kernel.hessian is not None:
+            if kernel.hessian is not None:  # units coupled through the precision: one joint Gaussian per row
                 writer.line(f"{f} = xp.reshape({field}, beta.shape + (-1, {layer.size}))")
                 writer.line(f"{q} = tempered(beta, 3) * precision_{name}(p, s)")
                 writer.line(f"{target} = {target} - gaussian_joint_log_partition({f}, {q})")
-            elif kernel.unit == "gaussian":
+            elif unit.quadratic:
                 writer.line(f"{f} = {field}")
                 writer.line(f"{q} = tempered(beta, {rank}) * precision_{name}(p, s)")
-                writer.line(
-                    f"{target} = {target} - xp.sum({f}**2 / (2*{q}) + 0.5*xp.log(2*xp.pi/{q}), axis={axes})"
-                )
+                writer.line(f"{target} = {target} - xp.sum({unit.log_partition.format(f=f, q=q)}, axis={axes})")
             elif kernel.update == "pooled":
                 writer.line(f"{target} = {target} - xp.sum(pooled_log_partition({field}, {kernel.pool}), axis={axes})")
             else:
-                partition = LOG_PARTITION[kernel.unit].format(f=field)
-                axes = axes[1:] if kernel.unit == "onehot" else axes
+                partition = unit.log_partition.format(f=field)
+                axes = axes[unit.event_axes:]
                 summed = f"xp.sum({partition}, axis={axes})" if axes else partition
                 writer.line(f"{target} = {target} - {summed}")
         summed = ", ".join(marginalisation.summed) or "nothing"
@@ -189,7 +166,7 @@ class ModuleEmitter:
         self._program(writer, kernel.field, target)
         self._function(f"field_{name}(p, s)", f"-dE/d{name} at {name} = 0: the natural parameter of {name} given the rest.",
                        writer, [f"return {target}"])
-        if kernel.unit == "gaussian":
+        if units.get(kernel.unit).quadratic:
             self._precision(kernel, layer)
         self._mean(kernel, layer)
         self._sample(kernel, layer)
@@ -233,17 +210,17 @@ class ModuleEmitter:
 
     def _mean(self, kernel: LayerKernel, layer) -> None:
         name, shape = layer.name, layer.shape
-        field = "field"
-        if kernel.unit == "gaussian" and kernel.hessian is not None:
+        field, unit = "field", units.get(kernel.unit)
+        if kernel.hessian is not None:
             body = [f"field = xp.reshape({field}, (-1, {layer.size}))",
                     f"precision = beta * precision_{name}(p, s)",
                     f"return xp.reshape(gaussian_joint_mean(field, precision), (-1,) + {shape})"]
-        elif kernel.unit == "gaussian":
-            body = [f"return {field} / (beta * precision_{name}(p, s))"]
+        elif unit.quadratic:
+            body = [f"return {unit.mean.format(f=field, q=f'(beta * precision_{name}(p, s))')}"]
         elif kernel.update == "pooled":
             body = [f"return pooled_mean({field}, {kernel.pool})"]
         else:
-            body = [f"return {MEAN[kernel.unit].format(f=field)}"]
+            body = [f"return {unit.mean.format(f=field)}"]
         body = self._annealed_field(name, shape) + body
         doc = (f"E[{name} | rest]" + (" for each unit given all other units" if kernel.update == "unitwise" else "")
                + "; at inverse temperature beta with an extra field `offset` (annealing).")
@@ -252,10 +229,10 @@ class ModuleEmitter:
 
     def _sample(self, kernel: LayerKernel, layer) -> None:
         name, shape = layer.name, layer.shape
-        field = "field"
+        field, unit = "field", units.get(kernel.unit)
         if kernel.update == "unitwise":
-            groups = shape[:-1] if kernel.unit == "onehot" else shape
-            draw = SAMPLE[kernel.unit].format(f=f"anneal(field_{name}(p, state), beta, offset)[index]")
+            groups = shape[:len(shape) - unit.event_axes]
+            draw = unit.sample.format(f=f"anneal(field_{name}(p, state), beta, offset)[index]")
             body = [
                 f"units = xp.array(s[{name!r}], dtype=DTYPE, copy=True)",
                 f"state = {{**s, {name!r}: units}}",
@@ -265,21 +242,21 @@ class ModuleEmitter:
                 "return units",
             ]
             doc = f"One Gibbs sweep over the units of {name}, one at a time: they are coupled to each other."
-        elif kernel.unit == "gaussian" and kernel.hessian is not None:
+        elif kernel.hessian is not None:
             body = [f"field = xp.reshape({field}, (-1, {layer.size}))",
                     f"precision = beta * precision_{name}(p, s)",
                     f"return xp.reshape(gaussian_joint_sample(field, precision, rng), (-1,) + {shape})"]
             doc = f"An exact draw of {name} from its joint Gaussian conditional (Cholesky)."
-        elif kernel.unit == "gaussian":
+        elif unit.quadratic:
             body = [f"precision = beta * precision_{name}(p, s)",
-                    f"mean = {field} / precision",
-                    "return mean + rng.standard_normal(mean.shape, dtype=DTYPE) / xp.sqrt(precision)"]
-            doc = f"Draw {name} from its conditional: independent normals."
+                    f"mean = {unit.mean.format(f=field, q='precision')}",
+                    f"return {unit.sample.format(m='mean', f=field, q='precision')}"]
+            doc = f"Draw {name} from its conditional: independently per unit."
         elif kernel.update == "pooled":
             body = [f"return pooled_sample({field}, {kernel.pool}, rng)"]
             doc = f"Draw {name}: each pooling block is one categorical over its units and 'all off'."
         else:
-            body = [f"return {SAMPLE[kernel.unit].format(f=field)}"]
+            body = [f"return {unit.sample.format(f=field)}"]
             doc = f"Draw {name} from its conditional given the rest."
         signature = f"sample_{name}(p, s, rng, beta=1.0, offset=None)"
         doc += " beta, offset: inverse temperature and extra field (annealing)."
@@ -293,8 +270,8 @@ class ModuleEmitter:
         """draw_L(mean, rng): a sample from conditional means already computed (saves a product)."""
         if kernel.update == "pooled":
             body = f"return pooled_draw(mean, {kernel.pool}, rng)"
-        elif kernel.update == "block" and kernel.unit in DRAW:
-            body = f"return {DRAW[kernel.unit]}"
+        elif kernel.update == "block" and units.get(kernel.unit).draw:
+            body = f"return {units.get(kernel.unit).draw.format(m='mean')}"
         else:
             return
         doc = f"Draw {layer.name} given its conditional means (as returned by mean_{layer.name})."

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from .. import units
 from .interactions import couples_units, layers_in
 from .model import ModelIR
 
@@ -118,5 +119,5 @@ def gibbs_schedule(model: ModelIR) -> tuple[GibbsStep, ...]:
 def _update(model: ModelIR, name: str, self_coupled: bool) -> str:
     layer = model.layer(name)
     if self_coupled:
-        return "joint" if layer.unit == "gaussian" else "unitwise"
+        return "joint" if units.get(layer.unit).quadratic else "unitwise"
     return "pooled" if layer.pooling else "block"

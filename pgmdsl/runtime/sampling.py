@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import units
 from ..errors import DSLError
 
 
@@ -41,19 +42,12 @@ def initial_state(compiled, rows: int, rng, given: dict | None = None) -> dict:
             state[name] = given[name]
             continue
         shape = (rows,) + tuple(info["shape"])
-        unit = info["unit"]
         if info["role"] == "input":
             raise DSLError(f"input layer '{name}' is observed, never sampled: give its values (clamp=...)")
-        if unit == "gaussian":
-            value = rng.standard_normal(shape)
-        elif unit == "spin":
-            value = 2.0 * (rng.random(shape) < 0.5) - 1
-        elif unit == "onehot":
-            value = xp.eye(shape[-1])[rng.integers(0, shape[-1], shape[:-1])]
-        elif info["update"] == "pooled":
-            value = xp.zeros(shape)
+        if info["update"] == "pooled":
+            value = xp.zeros(shape)  # all off: a state every pooling block allows
         else:
-            value = (rng.random(shape) < 0.5).astype(float)
+            value = units.get(info["unit"]).initial(shape, rng, xp)
         state[name] = xp.asarray(value, dtype=compiled.dtype)
     return state
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import sympy
 
+from .. import units
 from ..errors import DSLUnsupportedError
 from ..ir.expr import Affine
 from ..ir.graph import GibbsStep
@@ -20,7 +21,6 @@ from ..ir.model import ModelIR
 from .kernels import Compute, Derivation, LayerKernel, Marginalisation, Program, Reduction
 from .scalar import Atom, ScalarForm, SymbolTable, batched, scalar_form
 
-DISCRETE = ("binary", "spin", "onehot")
 
 
 def plain(names) -> tuple[Affine, ...]:
@@ -213,12 +213,13 @@ def _kept_energy(ctx: Context, forms: list[ScalarForm], summed) -> list[Reductio
 def _layer_kernel(ctx: Context, forms: list[ScalarForm], name: str, update: str) -> LayerKernel:
     layer = ctx.model.layer(name)
     touching = [f for f in forms if _touches(ctx, f, name)]
-    if layer.unit in DISCRETE:
-        return _discrete_kernel(ctx, touching, layer, update)
-    return _gaussian_kernel(ctx, touching, layer, update)
+    if units.get(layer.unit).quadratic:
+        return _quadratic_kernel(ctx, touching, layer, update)
+    return _linear_kernel(ctx, touching, layer, update)
 
 
-def _discrete_kernel(ctx: Context, forms, layer, update: str) -> LayerKernel:
+def _linear_kernel(ctx: Context, forms, layer, update: str) -> LayerKernel:
+    """The field of a layer whose units enter the energy linearly (discrete types): -dE/dunit."""
     field = Program()
     for form in forms:
         atoms = _layer_atoms(form, layer.name)
@@ -256,7 +257,8 @@ def _require_zero_diagonal(ctx: Context, form: ScalarForm, layer: str) -> None:
     )
 
 
-def _gaussian_kernel(ctx: Context, forms, layer, update: str) -> LayerKernel:
+def _quadratic_kernel(ctx: Context, forms, layer, update: str) -> LayerKernel:
+    """Field, precision (and joint couplings) of a layer whose energy is a positive quadratic in it (Gaussian-like)."""
     name = layer.name
     field, quadratic, hessian = Program(), Program(), Program()
     for form in forms:
@@ -266,7 +268,7 @@ def _gaussian_kernel(ctx: Context, forms, layer, update: str) -> LayerKernel:
         for symbol in atoms:
             second = sympy.diff(form.expr, symbol, 2)
             if sympy.diff(second, symbol) != 0 or any(sympy.diff(second, s) != 0 for s in atoms):
-                raise DSLUnsupportedError(f"the energy is not quadratic in gaussian layer {name} ({form.label})")
+                raise DSLUnsupportedError(f"the energy is not quadratic in {layer.unit} layer {name} ({form.label})")
             if second != 0:
                 _check_positive(form, second, layer)
                 quadratic.parts.append(Reduction(_with(form, second), form.atoms[symbol].indices, layer.shape, "keep"))
@@ -280,19 +282,19 @@ def _gaussian_kernel(ctx: Context, forms, layer, update: str) -> LayerKernel:
             if linear != 0:
                 field.extend(_through_lets(ctx, form, layer, -linear, [carrier]))
             if any(sympy.diff(form.expr, carrier, a) != 0 for a in atoms):
-                raise DSLUnsupportedError(f"term couples units of gaussian layer {name} ({form.label})")
+                raise DSLUnsupportedError(f"term couples units of {layer.unit} layer {name} ({form.label})")
         cross = [(a, b) for a in atoms for b in atoms if a != b and sympy.diff(form.expr, a, b) != 0]
         curved = [c for c in carriers if any(sympy.diff(form.expr, c, d) != 0 for d in carriers)]
         if cross or curved:
             if update != "joint":
-                raise DSLUnsupportedError(f"term couples units of gaussian layer {name} ({form.label})")
+                raise DSLUnsupportedError(f"term couples units of {layer.unit} layer {name} ({form.label})")
             hessian.extend(_hessian(ctx, form, layer, curved, cross))
     if quadratic.empty:
         raise DSLUnsupportedError(
-            f"energy is not bounded below in gaussian layer {name}: it has no positive v^2 term "
+            f"energy is not bounded below in {layer.unit} layer {name}: it has no positive v^2 term "
             f"(add a containment term such as (v[i] - a[i])^2 / 2)"
         )
-    return LayerKernel(name, "gaussian", update, field, quadratic, hessian if not hessian.empty else None)
+    return LayerKernel(name, layer.unit, update, field, quadratic, hessian if not hessian.empty else None)
 
 
 def _check_positive(form: ScalarForm, second: sympy.Expr, layer) -> None:
@@ -304,7 +306,7 @@ def _check_positive(form: ScalarForm, second: sympy.Expr, layer) -> None:
     term = form.label.split(":")[0]
     reason = "not bounded below" if second.is_nonpositive else "not provably bounded below"
     raise DSLUnsupportedError(
-        f"energy is {reason} in gaussian layer {layer.name}: coefficient of {unit}^2 is {coefficient} "
+        f"energy is {reason} in {layer.unit} layer {layer.name}: coefficient of {unit}^2 is {coefficient} "
         f"in term '{term}' (it must be positive)"
     )
 
@@ -314,14 +316,14 @@ def _hessian(ctx: Context, form: ScalarForm, layer, carriers, cross) -> Program:
     program = Program()
     if cross:
         raise DSLUnsupportedError(
-            f"cannot show that the precision of gaussian layer {layer.name} is positive definite ({form.label})"
+            f"cannot show that the precision of {layer.unit} layer {layer.name} is positive definite ({form.label})"
         )
     for carrier in carriers:
         others = [c for c in carriers if c != carrier and sympy.diff(form.expr, carrier, c) != 0]
         weight = sympy.diff(form.expr, carrier, 2)
         if others or not weight.is_nonnegative or any(weight.has(s) for s in carriers):
             raise DSLUnsupportedError(
-                f"cannot show that the precision of gaussian layer {layer.name} is positive definite ({form.label})"
+                f"cannot show that the precision of {layer.unit} layer {layer.name} is positive definite ({form.label})"
             )
         program.extend(_through_lets(ctx, form, layer, weight, [carrier, carrier]))
     return program

@@ -15,6 +15,7 @@ from math import comb
 
 import sympy
 
+from .. import units
 from ..errors import DSLUnsupportedError
 from ..ir import expr as ir
 from ..ir.model import ModelIR, Summand
@@ -72,8 +73,8 @@ class SymbolTable:
 
     def _assumptions(self, atom: Atom) -> dict:
         if atom.kind == "layer":
-            unit = self.model.layer(atom.name).unit
-            return {"nonnegative": True} if unit in ("binary", "onehot") else {"real": True}
+            unit = units.get(self.model.layer(atom.name).unit)  # None for an input layer without a type
+            return {"nonnegative": True} if unit is not None and unit.nonnegative else {"real": True}
         if atom.kind == "let" and atom.name in self.positive_lets:
             return {"positive": True}
         return {"real": True}
@@ -129,16 +130,15 @@ MAX_EXPANDED_TERMS = 100
 
 
 def reduce_powers(model: ModelIR, expr: sympy.Expr, atoms: dict[sympy.Symbol, Atom], label: str) -> sympy.Expr:
-    """Use the units' algebra: x^n = x for binary and one-hot units, s^2 = 1 for spins (`label`: for errors)."""
+    """Use the units' algebra (UnitType.algebra): x^n = x for idempotent values {0, 1}, s^2 = 1 for
+    involutions {-1, 1} (`label`: for errors)."""
     replacements = {}
     for symbol, atom in atoms.items():
         if atom.kind != "layer":
             continue
-        unit = model.layer(atom.name).unit
-        if unit in ("binary", "onehot"):
-            replacements[symbol] = "idempotent"
-        elif unit == "spin":
-            replacements[symbol] = "involution"
+        unit = units.get(model.layer(atom.name).unit)
+        if unit is not None and unit.algebra:
+            replacements[symbol] = unit.algebra
     if not replacements:
         return expr
 

@@ -1,9 +1,11 @@
-"""The registry of unit types: what values a layer's units take.
+"""What a unit type is: one object that every stage of the compiler asks about a layer's units.
 
-A unit type is one registered object. The IR needs its name and whether its
-units are discrete; the symbolic stage and the runtime add their conditional
-distribution, log-partition function, mean and sampler to the same object.
-A new type (rectified, binomial) is a plug-in that calls `register`.
+The IR checks names against the registry; the symbolic stage asks which
+energy forms a type accepts and what algebra its values obey; the code
+generator asks for the code of its mean, sampler and log-partition function
+given the field (and, for quadratic types, the precision); the runtime asks
+for a random start and whether data lies in its support. Each built-in type
+is a module of this package that builds one UnitType and registers it.
 """
 
 from __future__ import annotations
@@ -12,18 +14,51 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 
 @dataclass(frozen=True)
 class UnitType:
+    """A unit type. Code templates are Python over the generated module's names: {f} the field, {q} the
+    precision (quadratic types), {m} the conditional mean where it is already computed.
+
+    energy_form: "linear" (the energy is linear in each unit: discrete types)
+      or "quadratic" (a positive squared term and a linear one: Gaussian-like).
+    algebra: how powers of one unit reduce: "idempotent" (x^n = x),
+      "involution" (s^2 = 1) or "" (none).
+    event_axes: trailing axes one unit spans (one-hot: the last axis is one categorical).
+    """
+
     name: str
     discrete: bool
     values: tuple[int, ...] | None  # the values of one unit, when it takes finitely many
     description: str
+    energy_form: str = "linear"
+    algebra: str = ""
+    nonnegative: bool = False  # every value >= 0 (an assumption the symbolic stage may use)
+    event_axes: int = 0
+    mean: str = ""  # E[unit | field]
+    sample: str = ""  # a draw given the field (uses rng; quadratic types also get the mean {m})
+    draw: str = ""  # a draw given the means already computed ({m}); "" when there is no such shortcut
+    log_partition: str = ""  # log of the sum (or integral) over one unit's values of exp(field * value ...)
     bounds: tuple[float, float] | None = None  # the hull of the support: data (or probabilities) must lie in it
     normalised: bool = False  # each row along the last axis sums to 1 (one-hot states and probabilities)
     remedy: str = ""  # how to bring data into the support, for the error message
+
+    @property
+    def quadratic(self) -> bool:
+        return self.energy_form == "quadratic"
+
+    def initial(self, shape: tuple[int, ...], rng, xp) -> np.ndarray:
+        """A random state of `shape` (rows first) to start sampling from: uniform over the values, or N(0, 1)."""
+        if self.values is not None and len(self.values) == 2:  # a fair coin between the two values
+            low, high = self.values
+            return low + (high - low) * (rng.random(shape) < 0.5).astype(float)
+        if self.values is not None:
+            return np.asarray(self.values, dtype=float)[rng.integers(0, len(self.values), shape)]
+        if self.event_axes:
+            return xp.eye(shape[-1])[rng.integers(0, shape[-1], shape[:-1])]
+        return rng.standard_normal(shape)
 
     def check_data(self, values, layer: str) -> None:
         """Refuse data outside the support, naming the layer, the first offending value and where it is.
@@ -60,30 +95,3 @@ def _position(index: tuple) -> str:
     if not unit:
         return f"row {row}"
     return f"row {row}, unit {unit[0] if len(unit) == 1 else unit}"
-
-
-_REGISTRY: dict[str, UnitType] = {}
-
-
-def register(unit: UnitType) -> UnitType:
-    """Add a unit type so .dgm files can name it; returns it for chaining."""
-    _REGISTRY[unit.name] = unit
-    return unit
-
-
-def get(name: str) -> UnitType | None:
-    return _REGISTRY.get(name)
-
-
-def names() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
-
-
-register(UnitType("binary", True, (0, 1), "{0,1}: conditional is sigmoid(field)", bounds=(0.0, 1.0),
-                  remedy="scale the rows into [0, 1] (divide by the largest value) or binarise them "
-                         "(--data digits-binary is scikit-learn's digits binarised)"))
-register(UnitType("spin", True, (-1, 1), "{-1,+1}: conditional mean is tanh(field)", bounds=(-1.0, 1.0),
-                  remedy="map the rows into [-1, 1] (2x - 1 for values in [0, 1])"))
-register(UnitType("gaussian", False, None, "real: needs a positive quadratic term"))
-register(UnitType("onehot", True, None, "categorical over the last axis: softmax", bounds=(0.0, 1.0),
-                  normalised=True, remedy="give each row one 1 (or probabilities summing to 1) along the last axis"))
