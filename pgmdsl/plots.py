@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import units
 from .runtime.datasets import image_shape
 from .runtime.gpu import to_host as _host
 
@@ -46,7 +47,7 @@ def visible_image(compiled) -> tuple[str, tuple[int, int]] | None:
     among those that are not one-hot; None when there is none or more than one.
     """
     images = [(name, _image(tuple(info["shape"]))) for name, info in compiled.layers.items()
-              if info["role"] == "visible" and info["unit"] != "onehot"]  # one-hot layers are labels, not pictures
+              if info["role"] == "visible" and not units.get(info["unit"]).event_axes]  # categoricals are labels
     images = [(name, shape) for name, shape in images if shape is not None]
     return images[0] if len(images) == 1 else None
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import units
 from .errors import DSLError
 from .loading import load
 
@@ -71,7 +72,7 @@ def label_layer(model, name: str):
     if layer is None:
         known = ", ".join(layer.name for layer in model.layers)
         raise DSLError(f"--labels {name}: model {model.name} has no such layer (its layers: {known})")
-    if layer.role != "visible" or layer.unit != "onehot" or len(layer.shape) != 1:
+    if layer.role != "visible" or layer.unit is None or not units.get(layer.unit).event_axes or len(layer.shape) != 1:
         raise DSLError(f"--labels {name}: labels go in a visible one-hot layer with one axis; '{name}' is a "
                        f"{layer.role} {layer.unit} layer of shape {layer.shape}")
     return layer

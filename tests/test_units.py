@@ -57,6 +57,14 @@ def test_a_type_registered_under_a_second_name_gives_identical_results(alias, te
         np.testing.assert_array_equal(aliased.sample_layer(name, state, np.random.default_rng(2)),
                                       original.sample_layer(name, state, np.random.default_rng(2)))
     np.testing.assert_array_equal(aliased.sample(3, steps=2, seed=5)[layer], original.sample(3, steps=2, seed=5)[layer])
+    from pgmdsl.evaluate import exact_log_z
+
+    assert exact_log_z(aliased) == exact_log_z(original)
+    visible = {n: v for n, v in state.items() if original.layers[n]["role"] == "visible"}
+    for compiled in (original, aliased):  # the packed update (rbm) and the generic one (gbrbm) alike
+        compiled.fit(visible, epochs=2, batch_size=2, seed=3, method="pcd", check_data=False)
+    for name, value in original.params.items():
+        np.testing.assert_array_equal(aliased.params[name], value)
 
 
 @pytest.mark.parametrize("name", ["binary", "spin", "gaussian", "onehot"])
@@ -67,3 +75,41 @@ def test_a_random_start_lies_in_the_support(name):
     unit.check_data(start, "x")
     if unit.values is not None:
         assert set(np.unique(start)) == set(unit.values)
+
+
+def test_entropies_of_factorised_units_match_their_definitions():
+    """Mean-field entropies: binary p = mean, spin p(+1) = (1 + mean) / 2 (negative means too), one-hot -sum p log p."""
+    def h(p):
+        return -(p * np.log(p) + (1 - p) * np.log(1 - p))
+
+    np.testing.assert_allclose(units.get("binary").entropy(np.array([[0.25, 0.5]])), [h(0.25) + h(0.5)])
+    np.testing.assert_allclose(units.get("spin").entropy(np.array([[-0.5, 0.5]])), [2 * h(0.25)])
+    p = np.array([[[0.2, 0.3, 0.5]]])
+    np.testing.assert_allclose(units.get("onehot").entropy(p), [-(p * np.log(p)).sum()])
+
+
+@pytest.mark.parametrize("name", ["binary", "spin", "onehot"])
+def test_the_base_model_of_ais_is_exact_for_independent_units(name):
+    """base_log_partition against enumeration; base_sample's frequencies against the base model's marginals."""
+    unit = units.get(name)
+    rng = np.random.default_rng(0)
+    shape = (3,) if name != "onehot" else (2, 3)
+    field = rng.normal(size=shape)
+    digits = unit.digits(shape)
+    numbers = np.array(np.unravel_index(np.arange(int(np.prod(digits))), digits)).T
+    states = unit.from_digits(numbers, shape)
+    exact = np.log(np.exp((states * field).reshape(len(states), -1).sum(1)).sum())
+    assert unit.base_log_partition(field) == pytest.approx(exact, abs=1e-12)
+    draws = unit.base_sample(field, 200_000, rng)
+    mean = (states * np.exp((states * field).reshape(len(states), -1).sum(1) - exact)[:, None].reshape(
+        (-1,) + (1,) * len(shape))).sum(0)
+    np.testing.assert_allclose(draws.mean(0), mean, atol=0.01)
+    # fitted to data, the base model has the data's marginals shrunk by 5 pseudo-counts per value per 100 rows
+    fitted = unit.base_field(draws[:1000])
+    low, high = (0.0, 1.0) if unit.event_axes else unit.values
+    frequency = ((draws[:1000] - low) / (high - low)).mean(0)
+    if unit.event_axes:
+        np.testing.assert_allclose(np.exp(fitted) / np.exp(fitted).sum(-1, keepdims=True),
+                                   (1000 * frequency + 50) / (1000 + 50 * shape[-1]))
+    else:
+        np.testing.assert_allclose(1 / (1 + np.exp(-(high - low) * fitted)), (1000 * frequency + 50) / (1000 + 100))

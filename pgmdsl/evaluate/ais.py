@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from .numerics import logsumexp
 
+from .. import units
 from ..errors import DSLError, DSLUnsupportedError
 from ..runtime.sampling import sweep_order
 from ..runtime.gpu import to_host as _host
@@ -54,31 +54,28 @@ def base_rates(compiled, data: dict) -> dict:
         info = compiled.layers[name]
         if info["role"] == "input":
             raise DSLUnsupportedError("AIS for conditional models (input layers) is not supported")
-        values = np.asarray(values, dtype=np.float64)
-        rows = len(values)
-        batches = -(-rows // 100)
-        if info["unit"] == "binary":
-            p = (values.sum(0) + 5 * batches) / (rows + 10 * batches)
-            fields[name] = np.log(p) - np.log1p(-p)
-        elif info["unit"] == "spin":
-            p = ((values > 0).sum(0) + 5 * batches) / (rows + 10 * batches)
-            fields[name] = 0.5 * (np.log(p) - np.log1p(-p))
-        elif info["unit"] == "onehot":
-            counts = values.sum(0) + 5 * batches
-            fields[name] = np.log(counts / counts.sum(-1, keepdims=True))
-        else:
+        unit = units.get(info["unit"])
+        try:
+            fields[name] = unit.base_field(np.asarray(values, dtype=np.float64))
+        except NotImplementedError:
             raise DSLUnsupportedError(
                 f"AIS needs a base model for layer '{name}' ({info['unit']} units); only discrete observed layers have one"
-            )
+            ) from None
     return fields
 
 
-def _log_partition(unit: str, field: np.ndarray) -> float:
-    if unit == "binary":
-        return float(np.sum(np.logaddexp(0, field)))
-    if unit == "spin":
-        return float(np.sum(np.abs(field) + np.log1p(np.exp(-2 * np.abs(field)))))
-    return float(np.sum(logsumexp(field, axis=-1)))
+def _log_partition(compiled, fields: dict) -> float:
+    """log Z of the base model's observed units (independent given their fields)."""
+    return sum(units.get(compiled.layers[name]["unit"]).base_log_partition(f) for name, f in fields.items())
+
+
+def _require_proper_base(compiled, name: str, what: str) -> None:
+    """Refuse a layer whose units have no proper distribution at beta = 0 (the base model has no term for them)."""
+    if units.get(compiled.layers[name]["unit"]).quadratic:
+        raise DSLUnsupportedError(
+            f"{what}: {compiled.layers[name]['unit']} layer '{name}' would have no quadratic term at beta = 0 "
+            "(an improper distribution); use exact_log_z where the discrete side is small"
+        )
 
 
 def _base_energy(compiled, state: dict, fields: dict):
@@ -103,31 +100,18 @@ def ais(compiled, data, runs: int = 100, schedule=None, seed: int = 0, progress:
         raise DSLError("an AIS schedule rises strictly from 0 to 1")
     fields = base_rates(compiled, data)
     for name in compiled.marginalised + compiled.kept:
-        if compiled.layers[name]["unit"] == "gaussian":
-            raise DSLUnsupportedError(
-                f"AIS from a base-rate model: gaussian layer '{name}' would have no quadratic term at beta = 0 "
-                "(an improper distribution); use exact_log_z where the discrete side is small"
-            )
+        _require_proper_base(compiled, name, "AIS from a base-rate model")
     xp, dtype = compiled.xp, compiled.dtype
     rng = np.random.default_rng(seed)
     summed = compiled.marginalised
     kept = compiled.kept
     hidden_kept = [n for n in kept if n not in fields]
     # exact draws from the base model: observed units independent, other kept layers uniform
-    given = {name: xp.asarray((rng.random((runs,) + f.shape) < 1 / (1 + np.exp(-f))).astype(float), dtype=dtype)
-             for name, f in fields.items() if compiled.layers[name]["unit"] == "binary"}
+    given = {name: xp.asarray(units.get(compiled.layers[name]["unit"]).base_sample(f, runs, rng), dtype=dtype)
+             for name, f in fields.items()}
     state = initial_state(compiled, runs, rng, given)
-    for name, f in fields.items():
-        unit = compiled.layers[name]["unit"]
-        if unit == "spin":
-            state[name] = xp.asarray(2.0 * (rng.random((runs,) + f.shape) < 1 / (1 + np.exp(-2 * f))) - 1, dtype=dtype)
-        elif unit == "onehot":
-            probabilities = np.exp(f - logsumexp(f, axis=-1, keepdims=True))
-            cumulative = probabilities.cumsum(-1)
-            u = rng.random((runs,) + f.shape[:-1] + (1,))
-            state[name] = xp.asarray(np.eye(f.shape[-1])[np.minimum((cumulative < u).sum(-1), f.shape[-1] - 1)], dtype=dtype)
     state = {k: v for k, v in state.items() if k in kept}
-    log_z_base = sum(_log_partition(compiled.layers[n]["unit"], f) for n, f in fields.items())
+    log_z_base = _log_partition(compiled, fields)
     log_z_base += sum(_count_log(compiled, n) for n in hidden_kept)
     log_z_base -= float(_host(compiled.module.free_energy(compiled.params, state, 0.0))[0])
     order = [n for n in sweep_order(compiled) if n in kept or n in summed]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import units
 from ..errors import DSLError
 
 
@@ -31,19 +32,15 @@ def mean_field(compiled, data: dict, steps: int = 30) -> dict:
 def entropy(compiled, name: str, mean) -> np.ndarray:
     """Entropy of a factorised layer with the given means, one value per row."""
     info = compiled.layers[name]
-    mu = np.clip(np.asarray(mean.get() if hasattr(mean, "get") else mean, dtype=np.float64), 1e-12, 1 - 1e-12)
-    rows = len(mu)
-    if info["update"] == "pooled":
-        blocks = compiled.module._blocks(compiled.xp.asarray(mu), compiled.model.layer(name).pooling.block)
-        blocks = np.clip(np.asarray(blocks.get() if hasattr(blocks, "get") else blocks), 1e-12, 1)
-        off = np.clip(1 - blocks.sum(-1), 1e-12, 1)
-        return -(np.sum(blocks * np.log(blocks), axis=(-1,)) + off * np.log(off)).reshape(rows, -1).sum(1)
-    if info["unit"] == "onehot":
-        return -np.sum(mu * np.log(mu), axis=tuple(range(1, mu.ndim)))
-    if info["unit"] == "spin":
-        mu = np.clip((mu + 1) / 2, 1e-12, 1 - 1e-12)
-    terms = mu * np.log(mu) + (1 - mu) * np.log(1 - mu)
-    return -np.sum(terms, axis=tuple(range(1, mu.ndim)))
+    mean = np.asarray(mean.get() if hasattr(mean, "get") else mean, dtype=np.float64)
+    if info["update"] != "pooled":
+        return units.get(info["unit"]).entropy(mean)
+    # a pooling block is one categorical over its units and "all off"
+    mu, rows = np.clip(mean, 1e-12, 1 - 1e-12), len(mean)
+    blocks = compiled.module._blocks(compiled.xp.asarray(mu), compiled.model.layer(name).pooling.block)
+    blocks = np.clip(np.asarray(blocks.get() if hasattr(blocks, "get") else blocks), 1e-12, 1)
+    off = np.clip(1 - blocks.sum(-1), 1e-12, 1)
+    return -(np.sum(blocks * np.log(blocks), axis=(-1,)) + off * np.log(off)).reshape(rows, -1).sum(1)
 
 
 def lower_bound(compiled, data, log_z: float, steps: int = 30) -> np.ndarray:

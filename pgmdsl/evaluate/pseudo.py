@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from .numerics import logsumexp
 
+from .. import units
 from ..errors import DSLError
 
 
@@ -32,14 +33,16 @@ def pseudo_log_likelihood(compiled, data, chunk: int = 4096) -> np.ndarray:
         info = compiled.layers[name]
         if info["role"] == "input":
             continue
-        if info["unit"] in ("binary", "spin"):
+        unit_type = units.get(info["unit"])
+        if unit_type.values is not None and len(unit_type.values) == 2:  # the other value: one free energy a unit
+            low, high = unit_type.values
             flat = values.reshape(len(values), -1)
             for unit in range(flat.shape[1]):
                 flipped = flat.copy()
-                flipped[:, unit] = 1 - flipped[:, unit] if info["unit"] == "binary" else -flipped[:, unit]
+                flipped[:, unit] = low + high - flipped[:, unit]
                 other = _free(compiled, {**data, name: flipped.reshape(values.shape)})
                 total -= np.logaddexp(0, free - other)
-        elif info["unit"] == "onehot":
+        elif unit_type.event_axes:
             groups = values.reshape(len(values), -1, values.shape[-1])
             for group in range(groups.shape[1]):
                 alternatives = []

@@ -30,7 +30,8 @@ import numpy as np
 from ..errors import DSLError, DSLUnsupportedError
 from ..runtime.gpu import to_host
 from ..runtime.sampling import sweep_order
-from .ais import _base_energy, _log_partition, _transition, base_rates, default_schedule, shared_fields
+from .ais import (_base_energy, _log_partition, _require_proper_base, _transition, base_rates, default_schedule,
+                  shared_fields)
 from .numerics import logsumexp
 
 
@@ -74,13 +75,11 @@ def raise_log_likelihood(compiled, data, base=None, runs: int = 100, schedule=No
         raise DSLError("a RAISE schedule rises strictly from 0 to 1")
     fields = base_rates(compiled, as_data(compiled, base) if base is not None else rows_data)
     for name in compiled.marginalised:
-        if compiled.layers[name]["unit"] == "gaussian":
-            raise DSLUnsupportedError(f"RAISE, like AIS, needs a proper base model: gaussian layer '{name}' "
-                                      "has none at beta = 0")
+        _require_proper_base(compiled, name, "RAISE, like AIS, needs a proper base model")
     xp, dtype = compiled.xp, compiled.dtype
     count = len(next(iter(rows_data.values())))
     state = {k: xp.asarray(np.repeat(v, runs, axis=0), dtype=dtype) for k, v in rows_data.items()}
-    log_z_base = sum(_log_partition(compiled.layers[n]["unit"], f) for n, f in fields.items())
+    log_z_base = _log_partition(compiled, fields)
     order = [n for n in sweep_order(compiled) if n in compiled.kept or n in compiled.marginalised]
     rng = np.random.default_rng(seed)
     sampler = rng if xp is np else compiled.random(seed)

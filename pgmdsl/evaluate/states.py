@@ -1,7 +1,8 @@
 """Every configuration of some discrete layers, in chunks, by mixed-radix counting.
 
-A binary or spin unit is one digit of radix 2, a one-hot group one digit of
-radix K, a pooling block one digit of radix (units in the block + 1).
+A unit of finitely many values is one digit (radix 2 for binary or spin), a
+one-hot group one digit of radix K (UnitType.digits), a pooling block one
+digit of radix (units in the block + 1).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from math import log2, prod
 
 import numpy as np
 
+from .. import units
 from ..errors import DSLError
+from ..units import UnitType
 
 
 @dataclass(frozen=True)
@@ -19,7 +22,7 @@ class Digits:
     """How one layer's configurations are counted."""
 
     layer: str
-    unit: str
+    unit: UnitType
     shape: tuple[int, ...]
     radices: tuple[int, ...]
     pool: tuple[int, ...] = ()
@@ -31,16 +34,14 @@ class Digits:
 
 def digits(compiled, layer: str) -> Digits:
     info = compiled.layers[layer]
-    shape, unit = tuple(info["shape"]), info["unit"]
-    if unit not in ("binary", "spin", "onehot"):
-        raise DSLError(f"layer '{layer}' is {unit or 'real'}-valued: its states cannot be enumerated")
+    shape, unit = tuple(info["shape"]), units.get(info["unit"])
+    if unit is None or not unit.enumerable:
+        raise DSLError(f"layer '{layer}' is {info['unit'] or 'real'}-valued: its states cannot be enumerated")
     if info["update"] == "pooled":
         pool = compiled.model.layer(layer).pooling.block
         blocks = prod(shape) // prod(pool)
         return Digits(layer, unit, shape, (prod(pool) + 1,) * blocks, pool)
-    if unit == "onehot":
-        return Digits(layer, unit, shape, (shape[-1],) * prod(shape[:-1]))
-    return Digits(layer, unit, shape, (2,) * prod(shape))
+    return Digits(layer, unit, shape, unit.digits(shape))
 
 
 def log2_count(layers: list[Digits]) -> float:
@@ -67,10 +68,7 @@ def decode(d: Digits, number: np.ndarray) -> np.ndarray:
         number, values[:, position] = np.divmod(number, radix)
     if d.pool:
         return _pooled(values, d)
-    if d.unit == "onehot":
-        return np.eye(d.shape[-1])[values].reshape((rows,) + d.shape)
-    array = values.astype(float).reshape((rows,) + d.shape)
-    return 2 * array - 1 if d.unit == "spin" else array
+    return d.unit.from_digits(values, d.shape)
 
 
 def _pooled(values: np.ndarray, d: Digits) -> np.ndarray:

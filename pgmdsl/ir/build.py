@@ -359,7 +359,7 @@ def _add_layer(layer_def: ast.LayerDef, scope: ModelScope) -> None:
 def _pooling(layer_def: ast.LayerDef, shape, unit, scope: ModelScope) -> Pooling:
     name = layer_def.name.name
     spec = layer_def.pooling
-    if layer_def.role != "hidden" or unit != "binary":
+    if layer_def.role != "hidden" or unit is None or units.get(unit).values != (0, 1):
         raise DSLError(f"only a hidden binary layer can be pooled; '{name}' is {layer_def.role} {unit}", spec.span)
     block = tuple(size_value(s, scope.sizes, scope.describe, "pool size") for s in spec.sizes)
     if len(block) == 1 and len(shape) >= 2:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import units
 from ..errors import DSLError, DSLShapeError
 from ..frontend import ast
 from .constants import numeric_value
@@ -60,7 +61,7 @@ def _logit_mean(param_def: ast.ParamDef, shape, arg: ast.Expr, scope) -> Initial
     if not isinstance(arg, ast.Name) or arg.name not in scope.layers:
         raise DSLError("logit_mean takes the name of a visible layer", arg.span)
     layer = scope.layers[arg.name]
-    if layer.role != "visible" or layer.unit != "binary":
+    if layer.role != "visible" or layer.unit is None or units.get(layer.unit).values != (0, 1):
         raise DSLError(f"logit_mean needs a visible binary layer; '{layer.name}' is {layer.role} {layer.unit}", arg.span)
     if layer.shape != shape:
         raise DSLShapeError(

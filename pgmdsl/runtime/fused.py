@@ -201,22 +201,22 @@ class FusedStep:
     def _means(self, halves, segments) -> None:
         """In place: each layer's conditional means from half its field (the unit types' MEAN of codegen.emit)."""
         xp = self.xp
-        kinds = {s.unit for s in segments}
-        if kinds == {"binary"}:  # one call sequence over the whole (contiguous) buffer, its constant column too
+        kinds = {s.kind for s in segments}
+        if kinds == {"bernoulli"}:  # one call sequence over the whole (contiguous) buffer, its constant column too
             _sigmoid_of_double(xp, halves)
             return
-        if kinds == {"spin"}:
+        if kinds == {"sign"}:
             halves *= 2
             xp.tanh(halves, out=halves)
             return
         for s in segments:
             x = halves[:, s.start:s.stop]
-            if s.unit == "binary":
+            if s.kind == "bernoulli":
                 _sigmoid_of_double(xp, x)
-            elif s.unit == "spin":  # tanh(field)
+            elif s.kind == "sign":  # tanh(field)
                 x *= 2
                 xp.tanh(x, out=x)
-            else:  # onehot: softmax over the layer's last axis, as the prelude's softmax
+            else:  # categorical: softmax over the layer's last axis, as the prelude's softmax
                 field = (2 * x).reshape((len(x),) + s.shape)
                 e = xp.exp(field - xp.max(field, axis=-1, keepdims=True))
                 x[...] = (e / xp.sum(e, axis=-1, keepdims=True)).reshape(len(x), -1)
@@ -225,13 +225,13 @@ class FusedStep:
         """Units drawn given their means, a layer at a time, as the generic samplers (the prelude's) draw them."""
         xp, rng, dtype = self.xp, self.rng, self.dtype
         for out, means, s in draws:
-            if s.unit == "binary":
+            if s.kind == "bernoulli":
                 xp.less(rng.random(out.shape, dtype=dtype), means, out=out)
-            elif s.unit == "spin":  # +1 with probability (1 + mean) / 2
+            elif s.kind == "sign":  # +1 with probability (1 + mean) / 2
                 xp.less(rng.random(out.shape, dtype=dtype), (means + 1) / 2, out=out)
                 out *= 2
                 out -= 1
-            else:  # onehot: the first category whose cumulative probability passes a uniform
+            else:  # categorical: the first category whose cumulative probability passes a uniform
                 p = means.reshape((len(means),) + s.shape)
                 u = rng.random(p.shape[:-1] + (1,), dtype=dtype)
                 chosen = xp.minimum(xp.sum(xp.cumsum(p, axis=-1) < u, axis=-1), p.shape[-1] - 1)

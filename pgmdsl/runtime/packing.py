@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import prod
 
+from .. import units
 from ..ir import expr as ir
 
 
@@ -31,7 +32,7 @@ class Segment:
     start: int
     stop: int
     shape: tuple[int, ...]
-    unit: str  # binary | spin | onehot
+    kind: str  # the fused kernel family that draws it (UnitType.packed): bernoulli | sign | categorical
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,6 @@ class PackedLayout:
         return (self.n_observed + 1, self.n_hidden + 1)
 
 
-UNITS = ("binary", "spin", "onehot")  # the unit types runtime.fused draws
-
-
 class NotPacked(Exception):
     """The model is not a bipartite model with affine conditionals (the message says which part)."""
 
@@ -92,9 +90,10 @@ def packed_layout(compiled) -> PackedLayout:
     if not hidden or not set(hidden) <= set(compiled.marginalised):
         raise NotPacked("the hidden class is not summed out analytically")
     for name, info in layers.items():
-        if info["unit"] not in UNITS or info["update"] != "block":
+        if info["update"] != "block" or not units.get(info["unit"]).packed:
+            packed = ", ".join(n for n in units.names() if units.get(n).packed)
             raise NotPacked(f"layer '{name}' has {info['unit']} units updated {info['update']}-wise, not "
-                            f"{', '.join(UNITS)} units updated block-wise")
+                            f"{packed} units updated block-wise")
     segments = {"observed": _segments(observed, layers), "hidden": _segments(hidden, layers)}
     where = {s.layer: (side, s) for side, segs in segments.items() for s in segs}
     rows = segments["observed"][-1].stop
@@ -120,7 +119,7 @@ def _segments(names, layers) -> list[Segment]:
     segments, start = [], 0
     for name in names:
         shape = tuple(layers[name]["shape"])
-        segments.append(Segment(name, start, start + prod(shape), shape, layers[name]["unit"]))
+        segments.append(Segment(name, start, start + prod(shape), shape, units.get(layers[name]["unit"]).packed))
         start += prod(shape)
     return segments
 
@@ -129,17 +128,17 @@ def _block(expr, where, rows: int, cols: int, term: str) -> Block:
     """The packed place of one summand: -p[I]*x[I] (a bias) or -x[I]*p[I,J]*y[J] (a coupling)."""
     sign, factors = _product(expr, term)
     params = [f for f in factors if f.kind == "param"]
-    units = [f for f in factors if f.kind == "layer"]
-    if len(params) != 1 or len(units) not in (1, 2) or len(factors) != len(units) + 1:
+    layer_refs = [f for f in factors if f.kind == "layer"]
+    if len(params) != 1 or len(layer_refs) not in (1, 2) or len(factors) != len(layer_refs) + 1:
         raise NotPacked(f"term '{term}' is not a bias or a coupling of two layers through one parameter")
     param = params[0]
-    names = [_plain(ref, term) for ref in units]
-    sides = [where[ref.name][0] for ref in units]
+    names = [_plain(ref, term) for ref in layer_refs]
+    sides = [where[ref.name][0] for ref in layer_refs]
     index = _plain(param, term)
-    if len(units) == 1:
-        segment = where[units[0].name][1]
+    if len(layer_refs) == 1:
+        segment = where[layer_refs[0].name][1]
         if index != names[0] or len(set(index)) != len(index):
-            raise NotPacked(f"term '{term}': {param} is not one bias per unit of {units[0].name}")
+            raise NotPacked(f"term '{term}': {param} is not one bias per unit of {layer_refs[0].name}")
         span = slice(segment.start, segment.stop)
         if sides[0] == "observed":
             return Block(param.name, span, slice(cols, cols + 1), False, sign)
@@ -147,7 +146,7 @@ def _block(expr, where, rows: int, cols: int, term: str) -> Block:
     if sides[0] == sides[1]:
         raise NotPacked(f"term '{term}' couples two layers of the same colour class")
     first, second = (0, 1) if sides[0] == "observed" else (1, 0)
-    x, y = where[units[first].name][1], where[units[second].name][1]
+    x, y = where[layer_refs[first].name][1], where[layer_refs[second].name][1]
     if len(set(names[0] + names[1])) != len(names[0]) + len(names[1]):
         raise NotPacked(f"term '{term}' shares an index between its two layers")
     if index == names[first] + names[second]:

@@ -549,7 +549,7 @@ def _hidden_biases(compiled) -> dict:
                 continue
             layer, param = refs["layer"], refs["param"]
             info = compiled.layers[layer.name]
-            if info["role"] != "hidden" or info["unit"] != "binary":
+            if info["role"] != "hidden" or units.get(info["unit"]).values != (0, 1):  # a sparsity target is a rate of 1s
                 continue
             names = [a.plain for a in layer.indices]
             bias_names = [a.plain for a in param.indices]

@@ -11,6 +11,7 @@ is a module of this package that builds one UnitType and registers it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import prod
 
 import numpy as np
 
@@ -41,6 +42,7 @@ class UnitType:
     sample: str = ""  # a draw given the field (uses rng; quadratic types also get the mean {m})
     draw: str = ""  # a draw given the means already computed ({m}); "" when there is no such shortcut
     log_partition: str = ""  # log of the sum (or integral) over one unit's values of exp(field * value ...)
+    packed: str = ""  # the fused kernel family of runtime.fused that draws it (bernoulli, sign for ±1, categorical), if any
     bounds: tuple[float, float] | None = None  # the hull of the support: data (or probabilities) must lie in it
     normalised: bool = False  # each row along the last axis sums to 1 (one-hot states and probabilities)
     remedy: str = ""  # how to bring data into the support, for the error message
@@ -59,6 +61,73 @@ class UnitType:
         if self.event_axes:
             return xp.eye(shape[-1])[rng.integers(0, shape[-1], shape[:-1])]
         return rng.standard_normal(shape)
+
+    # ---- evaluation: enumeration, mean-field entropy, the independent base model of AIS and RAISE ----
+    @property
+    def enumerable(self) -> bool:
+        """Whether a layer's states can be listed: finitely many values per unit, or one categorical per group."""
+        return self.values is not None or self.event_axes > 0
+
+    def digits(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Radices counting a layer's states: one digit per unit (per categorical group with event axes)."""
+        if self.values is not None:
+            return (len(self.values),) * prod(shape)
+        return (shape[-1],) * prod(shape[:-1])
+
+    def from_digits(self, numbers: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """The states whose digits (rows x digits, as counted by `digits`) are `numbers`."""
+        rows = len(numbers)
+        if self.values is not None:
+            return np.asarray(self.values, dtype=float)[numbers].reshape((rows,) + shape)
+        return np.eye(shape[-1])[numbers].reshape((rows,) + shape)
+
+    def _two_values(self) -> tuple[float, float]:
+        if self.values is None or len(self.values) != 2:
+            raise NotImplementedError(f"{self.name} units: only two-valued and categorical types have this yet")
+        return float(self.values[0]), float(self.values[1])
+
+    def entropy(self, mean: np.ndarray) -> np.ndarray:
+        """Entropy of factorised units with conditional means `mean` (rows first), summed per row."""
+        axes = tuple(range(1, mean.ndim))
+        if self.event_axes:
+            mean = np.clip(mean, 1e-12, 1)
+            return -np.sum(mean * np.log(mean), axis=axes)
+        low, high = self._two_values()
+        p = np.clip((mean - low) / (high - low), 1e-12, 1 - 1e-12)
+        return -np.sum(p * np.log(p) + (1 - p) * np.log(1 - p), axis=axes)
+
+    def base_field(self, values: np.ndarray) -> np.ndarray:
+        """The field of independent units matching the data's marginals, smoothed as in Salakhutdinov's code.
+
+        Every 100 rows add half a pseudo-count to each value, so no field is infinite.
+        """
+        rows = len(values)
+        smoothing = 5 * -(-rows // 100)
+        if self.event_axes:
+            counts = values.sum(0) + smoothing
+            return np.log(counts / counts.sum(-1, keepdims=True))
+        low, high = self._two_values()
+        p = (((values - low) / (high - low)).sum(0) + smoothing) / (rows + 2 * smoothing)  # data may be means
+        return (np.log(p) - np.log1p(-p)) / (high - low)
+
+    def base_log_partition(self, field: np.ndarray) -> float:
+        """log Z of independent units with `field` (all units together)."""
+        if self.event_axes:
+            top = field.max(axis=-1, keepdims=True)
+            return float(np.sum(top[..., 0] + np.log(np.exp(field - top).sum(-1))))
+        low, high = self._two_values()
+        return float(np.sum(low * field + np.logaddexp(0, (high - low) * field)))
+
+    def base_sample(self, field: np.ndarray, runs: int, rng) -> np.ndarray:
+        """`runs` exact draws of independent units with `field`."""
+        if self.event_axes:
+            probabilities = np.exp(field - field.max(axis=-1, keepdims=True))
+            cumulative = (probabilities / probabilities.sum(-1, keepdims=True)).cumsum(-1)
+            u = rng.random((runs,) + field.shape[:-1] + (1,))
+            return np.eye(field.shape[-1])[np.minimum((cumulative < u).sum(-1), field.shape[-1] - 1)]
+        low, high = self._two_values()
+        on = rng.random((runs,) + field.shape) < 1 / (1 + np.exp(-(high - low) * field))
+        return low + (high - low) * on.astype(float)
 
     def check_data(self, values, layer: str) -> None:
         """Refuse data outside the support, naming the layer, the first offending value and where it is.

@@ -7,7 +7,7 @@ BINARY = register(UnitType(
     "binary", True, (0, 1), "{0,1}: conditional is sigmoid(field)",
     algebra="idempotent", nonnegative=True,
     mean="sigmoid({f})", sample="bernoulli_logit({f}, rng)", draw="bernoulli({m}, rng)",
-    log_partition="softplus({f})",
+    packed="bernoulli", log_partition="softplus({f})",
     bounds=(0.0, 1.0),
     remedy="scale the rows into [0, 1] (divide by the largest value) or binarise them "
            "(--data digits-binary is scikit-learn's digits binarised)",

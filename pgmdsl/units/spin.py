@@ -7,6 +7,6 @@ SPIN = register(UnitType(
     "spin", True, (-1, 1), "{-1,+1}: conditional mean is tanh(field)",
     algebra="involution",
     mean="xp.tanh({f})", sample="spins({f}, rng)", draw="2*bernoulli(({m} + 1)/2, rng) - 1",
-    log_partition="log2cosh({f})",
+    packed="sign", log_partition="log2cosh({f})",
     bounds=(-1.0, 1.0), remedy="map the rows into [-1, 1] (2x - 1 for values in [0, 1])",
 ))
