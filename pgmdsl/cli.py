@@ -31,6 +31,19 @@ def _sizes(assignments: list[str]) -> dict[str, int]:
     return sizes
 
 
+def _learning_rates(text: str):
+    """--lr: one number, or NAME=NUMBER,... (argparse turns the ValueError into a usage error)."""
+    if "=" not in text:
+        return float(text)
+    rates = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        if not name.strip() or name.strip() in rates:
+            raise ValueError(f"--lr takes NAME=RATE pairs, each name once: {text!r}")
+        rates[name.strip()] = float(value)
+    return rates
+
+
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a .dgm file or a standard-library model name (rbm, dbm, ...)")
     parser.add_argument("--set", action="append", metavar="NAME=VALUE", default=[], help="override a size parameter")
@@ -303,7 +316,8 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="contrastive divergence or persistent CD (default pcd)")
     parser.add_argument("--k", type=int, default=1, help="Gibbs sweeps per update (default 1)")
     parser.add_argument("--epochs", type=int, default=20, help="passes over the training rows (default 20)")
-    parser.add_argument("--lr", type=float, default=0.05, help="learning rate (default 0.05)")
+    parser.add_argument("--lr", type=_learning_rates, default=0.05, metavar="RATE|NAME=RATE,...",
+                        help="learning rate (default 0.05), or one per parameter: W=1,a=0,b=1 (0 freezes one)")
     parser.add_argument("--batch-size", type=int, default=10, help="rows per update (default 10)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seeds the initial weights, the split and the sampler (default 0)")

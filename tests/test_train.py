@@ -105,7 +105,7 @@ def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_
 
 def test_options_are_validated():
     c = rbm()
-    with pytest.raises(DSLError, match="fit: lr must be a positive number, got -1"):
+    with pytest.raises(DSLError, match="fit: lr must be a positive number or a dict of parameter names to rates >= 0, got -1"):
         c.fit(BARS, lr=-1)
     with pytest.raises(DSLError, match="fit: unknown option learning_rate"):
         c.fit(BARS, learning_rate=0.1)
@@ -266,3 +266,54 @@ def test_one_update_equals_a_hand_written_step(method, path):
     np.testing.assert_allclose(c.params["b"], b + lr * (h0 - hk).mean(0), atol=1e-12)
     if method == "pcd":
         np.testing.assert_array_equal(trainer.chains["h"], (draws.random((4, 5)) < hk).astype(float))
+
+
+def _small_rbm():
+    return pgmdsl.load("rbm", nv=6, nh=4).compile(seed=2, dtype="float64")
+
+
+def _rows():
+    return (np.random.default_rng(1).random((30, 6)) < 0.4).astype(float)
+
+
+def test_per_parameter_rates_equal_to_one_rate_train_alike():
+    one, each = _small_rbm(), _small_rbm()
+    one.fit(_rows(), epochs=2, lr=0.1, fused=False, seed=4, momentum=0.5, weight_decay=0.01)
+    each.fit(_rows(), epochs=2, lr={"W": 0.1, "a": 0.1, "b": 0.1}, seed=4, momentum=0.5, weight_decay=0.01)
+    for name, value in one.params.items():
+        np.testing.assert_allclose(each.params[name], value, rtol=1e-12, atol=1e-15)
+
+
+def test_a_rate_of_zero_freezes_a_parameter_and_rates_scale_steps():
+    frozen, before = _small_rbm(), _small_rbm()
+    frozen.fit(_rows(), epochs=1, lr={"W": 0.1, "a": 0.1, "b": 0.0}, seed=4)
+    np.testing.assert_array_equal(frozen.params["b"], before.params["b"])  # b = 0 (a starts from the data)
+    assert not np.array_equal(frozen.params["W"], before.params["W"])
+    double, single = _small_rbm(), _small_rbm()  # one update from the same start: a step twice as long
+    double.fit(_rows()[:10], epochs=1, batch_size=10, lr={"W": 0.2, "a": 0.1, "b": 0.1}, seed=4)
+    single.fit(_rows()[:10], epochs=1, batch_size=10, lr=0.1, fused=False, seed=4)
+    np.testing.assert_allclose(double.params["W"] - before.params["W"], 2 * (single.params["W"] - before.params["W"]))
+    np.testing.assert_allclose(double.params["a"], single.params["a"])
+
+
+@pytest.mark.parametrize("lr, message", [
+    ({"W": 0.1, "a": 0.1}, "gives no rate for b"),
+    ({"W": 0.1, "a": 0.1, "b": 0.1, "c": 1.0}, "names no parameter c"),
+    ({"W": -1.0, "a": 0.1, "b": 0.1}, "lr must be"),
+    ({"W": 0.0, "a": 0.0, "b": 0.0}, "lr must be"),
+])
+def test_bad_per_parameter_rates_are_one_error(lr, message):
+    with pytest.raises(pgmdsl.DSLError, match=message):
+        _small_rbm().fit(_rows(), epochs=1, lr=lr)
+
+
+def test_the_cli_takes_one_rate_per_parameter(tmp_path, capsys):
+    from pgmdsl.cli import main
+
+    assert main(["train", "rbm", "--data", "bars", "--set", "nh=4", "--epochs", "1", "--ais-runs", "0",
+                 "--lr", "W=0.1,a=0.1,b=0", "-o", str(tmp_path / "run")]) == 0
+    trained = pgmdsl.load_trained(tmp_path / "run" / "model.npz")
+    np.testing.assert_array_equal(trained.params["b"], np.zeros(4))  # frozen at its initial value
+    with pytest.raises(SystemExit) as usage:  # a name twice is a usage error, as argparse reports them
+        main(["train", "rbm", "--data", "bars", "--lr", "W=0.1,W=1", "-o", str(tmp_path / "bad")])
+    assert usage.value.code == 2

@@ -26,12 +26,18 @@ def _positive(value) -> bool:
     return _nonnegative(value) and value > 0
 
 
+def _rates(value) -> bool:
+    """Per-parameter learning rates: names to numbers >= 0 (0 freezes a parameter), one of them positive."""
+    return (isinstance(value, dict) and bool(value) and all(isinstance(k, str) for k in value)
+            and all(_nonnegative(v) for v in value.values()) and any(v > 0 for v in value.values()))
+
+
 CHECKS = {
     "method": (lambda v: v in ("cd", "pcd"), "'cd' or 'pcd'"),
     "k": (_sweeps, f"a positive integer up to {MAX_SWEEPS}"),
     "epochs": (_positive_int, "a positive integer"),
     "batch_size": (_positive_int, "a positive integer"),
-    "lr": (_positive, "a positive number"),
+    "lr": (lambda v: _positive(v) or _rates(v), "a positive number or a dict of parameter names to rates >= 0"),
     "lr_schedule": (lambda v: v in ("constant", "linear", "inverse"), "'constant', 'linear' or 'inverse'"),
     "lr_decay": (_nonnegative, "a number >= 0"),
     "lr_min": (_nonnegative, "a number >= 0"),
@@ -61,7 +67,7 @@ class TrainingOptions:
     k: int = 1
     epochs: int = 10
     batch_size: int = 10
-    lr: float = 0.05
+    lr: float | dict = 0.05  # one rate, or {param: rate}: the schedule then scales every rate alike
     lr_schedule: str = "constant"  # constant | linear (to lr_min at the end) | inverse (lr / (1 + decay t))
     lr_decay: float = 0.0
     lr_min: float = 0.0
@@ -90,12 +96,28 @@ class TrainingOptions:
             raise DSLError(f"fit: objective='{self.objective}' needs labels= (the label layer; --labels LAYER on "
                            "the command line)")
 
+    @property
+    def base_lr(self) -> float:
+        """The rate the schedule moves: lr, or 1 with per-parameter rates (each then multiplies it)."""
+        return 1.0 if isinstance(self.lr, dict) else self.lr
+
     def learning_rate(self, update: int, total: int) -> float:
         if self.lr_schedule == "inverse":
-            return max(self.lr / (1 + self.lr_decay * update), self.lr_min)
+            return max(self.base_lr / (1 + self.lr_decay * update), self.lr_min)
         if self.lr_schedule == "linear":
-            return self.lr + (self.lr_min - self.lr) * min(update / max(total, 1), 1.0)
-        return self.lr
+            return self.base_lr + (self.lr_min - self.base_lr) * min(update / max(total, 1), 1.0)
+        return self.base_lr
+
+    def parameter_rates(self, params: list[str]) -> dict[str, float] | None:
+        """Each parameter's multiplier of the scheduled rate (None: one rate for all), checked against `params`."""
+        if not isinstance(self.lr, dict):
+            return None
+        unknown = sorted(set(self.lr) - set(params))
+        missing = [name for name in params if name not in self.lr]
+        if unknown or missing:
+            problem = f"names no parameter {', '.join(unknown)}" if unknown else f"gives no rate for {', '.join(missing)}"
+            raise DSLError(f"fit: lr {problem} (the model's parameters: {', '.join(params)})")
+        return {name: float(self.lr[name]) for name in params}
 
     def as_dict(self) -> dict:
         return {field.name: getattr(self, field.name) for field in fields(self)}

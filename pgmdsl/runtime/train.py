@@ -142,6 +142,7 @@ class Trainer:
         self.stacked = (self.options.method == "pcd" and not self.latent and not self.clamp and self.first_class
                         and self.first_class <= set(compiled.marginalised) and self.first_class <= set(self.drawers))
         self.biases = _hidden_biases(compiled) if self.options.sparsity_target is not None else {}
+        self.rates = self.options.parameter_rates([p.name for p in compiled.model.params])  # None: one rate
         if self.options.labels is not None:  # before any training: the objective and the label metrics need it
             _check_labels(compiled, self.options.labels)
         self.labelled = LabelGradient(compiled, self.options.labels) if self.options.objective != "generative" else None
@@ -243,7 +244,7 @@ class Trainer:
 
     def _generic_epoch(self, shuffled: dict, batches, total: int) -> float:
         """One epoch of `update` over the generated module; returns the last learning rate."""
-        o, lr = self.options, self.options.lr
+        o, lr = self.options, self.options.base_lr
         for b in batches:
             start = b * o.batch_size
             lr = o.learning_rate(self.updates, total)
@@ -257,7 +258,7 @@ class Trainer:
         fused.load(self.c.params, self.velocity, self.chains)
         rows = xp.concatenate([shuffled[s.layer].reshape(self.rows, -1) for s in fused.layout.observed], axis=1) \
             if len(fused.layout.observed) > 1 else shuffled[fused.layout.observed[0].layer].reshape(self.rows, -1)
-        lr = o.lr
+        lr = o.base_lr
         for b in batches:
             start = b * o.batch_size
             lr = o.learning_rate(self.updates, total)
@@ -318,6 +319,8 @@ class Trainer:
             step = steps[name]
             if o.weight_decay and len(param.shape) >= 2:
                 step = step - (lr * o.weight_decay) * c.params[name]
+            if self.rates is not None:
+                step = self.rates[name] * step
             value = c.params[name]
             if o.momentum:
                 velocity = self.velocity[name]
@@ -443,7 +446,8 @@ class Trainer:
             running = self.activity.get(layer)
             running = activity if running is None else o.sparsity_decay * xp.asarray(running) + (1 - o.sparsity_decay) * activity
             self.activity[layer] = running
-            self.c.params[bias] += lr * o.sparsity_cost * (o.sparsity_target - running)
+            rate = lr if self.rates is None else lr * self.rates[bias]
+            self.c.params[bias] += rate * o.sparsity_cost * (o.sparsity_target - running)
 
     # ---- monitoring ----
     def metrics(self) -> dict:
