@@ -342,3 +342,24 @@ def test_the_slides_negative_containment_is_rejected():
         "energy is not bounded below in gaussian layer v: coefficient of v[i]^2 is "
         "-1/(2*sigma[i]^2) in term 'containment' (it must be positive)"
     )
+
+
+def test_the_tempered_free_energy_of_a_joint_gaussian_has_one_row_per_temperature():
+    """mcRBM with x summed out at several beta: (betas, rows), each against the closed-form Gaussian integral."""
+    c = pgmdsl.load("mcrbm", nv=3, nm=2, nc=2).compile(dtype="float64", seed=1)
+    rng = np.random.default_rng(0)
+    c.params = {name: rng.normal(size=value.shape) * 0.5 for name, value in c.params.items()}
+    state = {"hm": rng.integers(0, 2, (4, 2)).astype(float), "hc": rng.integers(0, 2, (4, 2)).astype(float)}
+    betas = np.array([0.3, 1.0, 2.5])
+    got = c.free_energy(state, beta=betas, summed=("x",))
+    assert got.shape == (3, 4)
+    assert c.free_energy(state, summed=("x",)).shape == (4,)
+    W, R, bm, bc = (c.params[n] for n in ("W", "R", "bm", "bc"))
+    for k, beta in enumerate(betas):
+        for row in range(4):
+            hm, hc = state["hm"][row], state["hc"][row]
+            precision = beta * (np.eye(3) + R @ np.diag(hc) @ R.T)  # E = x^2/2 - x W hm - bm hm + hc (x R)^2/2 - bc hc
+            field = beta * (W @ hm)
+            log_z = (beta * (bm @ hm + bc @ hc) + field @ np.linalg.solve(precision, field) / 2
+                     - np.linalg.slogdet(precision)[1] / 2 + 1.5 * np.log(2 * np.pi))
+            assert got[k, row] == pytest.approx(-log_z, rel=1e-10, abs=1e-10)

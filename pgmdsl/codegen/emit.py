@@ -138,7 +138,7 @@ class ModuleEmitter:
                 f, q = writer.name(f"f_{name}"), writer.name(f"q_{name}")
             if kernel.hessian is not None:  # units coupled through the precision: one joint Gaussian per row
                 writer.line(f"{f} = xp.reshape({field}, beta.shape + (-1, {layer.size}))")
-                writer.line(f"{q} = tempered(beta, 3) * precision_{name}(p, s)")
+                writer.line(f"{q} = tempered(beta, 2) * precision_{name}(p, s)")  # (batch, n, n) matrices
                 writer.line(f"{target} = {target} - gaussian_joint_log_partition({f}, {q})")
             elif unit.quadratic:
                 writer.line(f"{f} = {field}")
