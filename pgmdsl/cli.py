@@ -50,7 +50,11 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_command(args) -> int:
+    from .symbolic.derive import derive
+
     model = load(args.model, **_sizes(args.set))
+    for part in model.stack or (model,):  # the derivation's checks too: bounded, linear, quadratic energies
+        derive(part.ir, part.schedule)
     print(model.summary())
     return 0
 

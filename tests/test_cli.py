@@ -59,3 +59,15 @@ def test_graph_writes_png(tmp_path):
     out = tmp_path / "mcrbm.png"
     assert main(["graph", "mcrbm", "-o", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_check_reports_a_derivation_error_at_its_term(tmp_path, capsys):
+    """An energy the compiler cannot derive is reported by `check` (not only at compile), with file:line:column."""
+    path = tmp_path / "unbounded.dgm"
+    path.write_text("model unbounded(nv: int = 2, nh: int = 2)\nvisible v[nv]: gaussian\nhidden h[nh]: binary\n"
+                    "param s[nv] = 0\nparam W[nv, nh] ~ normal(0, 0.1)\nenergy:\n    box: s[i] * v[i]^2 / 2\n"
+                    "    vwh: -v[i]*W[i,j]*h[j]\n", encoding="utf-8")
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:7:10: error: energy is not provably bounded below in gaussian layer v" in err
+    assert "^^^" in err and "exp(log_sigma)" in err

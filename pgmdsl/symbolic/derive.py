@@ -110,8 +110,7 @@ def derivative(ctx: Context, form: ScalarForm, target: str, batch: str) -> Progr
             let = ctx.model.let(atom.name)
             if any(a.plain is None for a in atom.indices):
                 raise DSLUnsupportedError(
-                    f"let '{let.name}' is read at {atom}; the chain rule needs it read at plain indices ({form.label})"
-                )
+                    f"let '{let.name}' is read at {atom}; the chain rule needs it read at plain indices ({form.label})", form.span)
             temp = Reduction(_with(form, outer), atom.indices, let.shape, "keep")
             name = ctx.fresh(f"d_{let.name}")
             program.temps.append(Compute(name, [temp], let.shape, temp.batched, f"dE/d{let.name} in {form.label}"))
@@ -119,7 +118,8 @@ def derivative(ctx: Context, form: ScalarForm, target: str, batch: str) -> Progr
             for body in ctx.let_forms[let.name]:
                 weight_symbol = ctx.table.symbol(weight)
                 inner = ScalarForm(
-                    weight_symbol * body.expr, {**body.atoms, weight_symbol: weight}, dict(body.extents), (), form.label
+                    weight_symbol * body.expr, {**body.atoms, weight_symbol: weight}, dict(body.extents), (), form.label,
+                    form.span
                 )
                 program.extend(derivative(ctx, inner, target, batch))
     return program
@@ -127,7 +127,7 @@ def derivative(ctx: Context, form: ScalarForm, target: str, batch: str) -> Progr
 
 def _with(form: ScalarForm, expr: sympy.Expr) -> ScalarForm:
     atoms = {s: a for s, a in form.atoms.items() if s in expr.free_symbols}
-    return ScalarForm(expr, atoms, dict(form.extents), form.free, form.label)
+    return ScalarForm(expr, atoms, dict(form.extents), form.free, form.label, form.span)
 
 
 def _layer_atoms(form: ScalarForm, layer: str) -> list[sympy.Symbol]:
@@ -226,21 +226,20 @@ def _linear_kernel(ctx: Context, forms, layer, update: str) -> LayerKernel:
         for symbol in atoms:
             if sympy.diff(form.expr, symbol, 2) != 0:
                 raise DSLUnsupportedError(
-                    f"the energy is not linear in {layer.unit} layer {layer.name} ({form.label})"
-                )
+                    f"the energy is not linear in {layer.unit} layer {layer.name} ({form.label})", form.span)
         if update != "unitwise" and len(atoms) > 1:
-            raise DSLUnsupportedError(f"term couples units of layer {layer.name} ({form.label})")
+            raise DSLUnsupportedError(f"term couples units of layer {layer.name} ({form.label})", form.span)
         if update == "unitwise" and len(atoms) > 1:
             _require_zero_diagonal(ctx, form, layer.name)
         part = derivative(ctx, form, layer.name, "keep").scaled(-1)
         for reduction in part.parts:
             if update != "unitwise" and set(_layer_atoms(reduction.form, layer.name)):
-                raise DSLUnsupportedError(f"the field of layer {layer.name} depends on the layer itself ({form.label})")
+                raise DSLUnsupportedError(f"the field of layer {layer.name} depends on the layer itself ({form.label})", form.span)
         if part.temps and update != "unitwise":
             for temp in part.temps:
                 for reduction in temp.parts:
                     if any(ctx.depends(a.name, layer.name) for a in reduction.form.atoms.values() if a.kind == "let"):
-                        raise DSLUnsupportedError(f"the energy is not linear in layer {layer.name} ({form.label})")
+                        raise DSLUnsupportedError(f"the energy is not linear in layer {layer.name} ({form.label})", form.span)
         field.extend(part)
     pool = layer.pooling.block if layer.pooling else ()
     return LayerKernel(layer.name, layer.unit, update, field, pool=pool)
@@ -253,8 +252,7 @@ def _require_zero_diagonal(ctx: Context, form: ScalarForm, layer: str) -> None:
             return
     raise DSLUnsupportedError(
         f"term couples units of layer {layer} through a parameter without ': zero_diagonal' ({form.label}); "
-        f"a unit cannot be coupled to itself"
-    )
+        f"a unit cannot be coupled to itself", form.span)
 
 
 def _quadratic_kernel(ctx: Context, forms, layer, update: str) -> LayerKernel:
@@ -268,7 +266,7 @@ def _quadratic_kernel(ctx: Context, forms, layer, update: str) -> LayerKernel:
         for symbol in atoms:
             second = sympy.diff(form.expr, symbol, 2)
             if sympy.diff(second, symbol) != 0 or any(sympy.diff(second, s) != 0 for s in atoms):
-                raise DSLUnsupportedError(f"the energy is not quadratic in {layer.unit} layer {name} ({form.label})")
+                raise DSLUnsupportedError(f"the energy is not quadratic in {layer.unit} layer {name} ({form.label})", form.span)
             if second != 0:
                 _check_positive(form, second, layer)
                 quadratic.parts.append(Reduction(_with(form, second), form.atoms[symbol].indices, layer.shape, "keep"))
@@ -282,12 +280,12 @@ def _quadratic_kernel(ctx: Context, forms, layer, update: str) -> LayerKernel:
             if linear != 0:
                 field.extend(_through_lets(ctx, form, layer, -linear, [carrier]))
             if any(sympy.diff(form.expr, carrier, a) != 0 for a in atoms):
-                raise DSLUnsupportedError(f"term couples units of {layer.unit} layer {name} ({form.label})")
+                raise DSLUnsupportedError(f"term couples units of {layer.unit} layer {name} ({form.label})", form.span)
         cross = [(a, b) for a in atoms for b in atoms if a != b and sympy.diff(form.expr, a, b) != 0]
         curved = [c for c in carriers if any(sympy.diff(form.expr, c, d) != 0 for d in carriers)]
         if cross or curved:
             if update != "joint":
-                raise DSLUnsupportedError(f"term couples units of {layer.unit} layer {name} ({form.label})")
+                raise DSLUnsupportedError(f"term couples units of {layer.unit} layer {name} ({form.label})", form.span)
             hessian.extend(_hessian(ctx, form, layer, curved, cross))
     if quadratic.empty:
         raise DSLUnsupportedError(
@@ -307,7 +305,8 @@ def _check_positive(form: ScalarForm, second: sympy.Expr, layer) -> None:
     reason = "not bounded below" if second.is_nonpositive else "not provably bounded below"
     raise DSLUnsupportedError(
         f"energy is {reason} in {layer.unit} layer {layer.name}: coefficient of {unit}^2 is {coefficient} "
-        f"in term '{term}' (it must be positive)"
+        f"in term '{term}' (it must be positive)", form.span,
+        notes=("write a variance or scale as exp(log_sigma) (or softplus(...)) to keep it positive",),
     )
 
 
@@ -316,15 +315,13 @@ def _hessian(ctx: Context, form: ScalarForm, layer, carriers, cross) -> Program:
     program = Program()
     if cross:
         raise DSLUnsupportedError(
-            f"cannot show that the precision of {layer.unit} layer {layer.name} is positive definite ({form.label})"
-        )
+            f"cannot show that the precision of {layer.unit} layer {layer.name} is positive definite ({form.label})", form.span)
     for carrier in carriers:
         others = [c for c in carriers if c != carrier and sympy.diff(form.expr, carrier, c) != 0]
         weight = sympy.diff(form.expr, carrier, 2)
         if others or not weight.is_nonnegative or any(weight.has(s) for s in carriers):
             raise DSLUnsupportedError(
-                f"cannot show that the precision of {layer.unit} layer {layer.name} is positive definite ({form.label})"
-            )
+                f"cannot show that the precision of {layer.unit} layer {layer.name} is positive definite ({form.label})", form.span)
         program.extend(_through_lets(ctx, form, layer, weight, [carrier, carrier]))
     return program
 
@@ -348,7 +345,7 @@ def _through_lets(ctx: Context, form: ScalarForm, layer, weight: sympy.Expr, car
         expr = expr * symbol
         output += plain(axes)
     shape = layer.shape * len(carriers)
-    program.parts.append(Reduction(ScalarForm(expr, atoms, extents, (), form.label), output, shape, "keep"))
+    program.parts.append(Reduction(ScalarForm(expr, atoms, extents, (), form.label, form.span), output, shape, "keep"))
     return program
 
 

@@ -57,7 +57,8 @@ class Program:
 
     def scaled(self, factor) -> "Program":
         parts = [
-            Reduction(ScalarForm(factor * r.form.expr, r.form.atoms, r.form.extents, r.form.free, r.form.label),
+            Reduction(ScalarForm(factor * r.form.expr, r.form.atoms, r.form.extents, r.form.free, r.form.label,
+                                 r.form.span),
                       r.output, r.shape, r.batch)
             for r in self.parts
         ]

@@ -9,7 +9,7 @@ cleanly to array code).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from math import comb
 
@@ -19,6 +19,7 @@ from .. import units
 from ..errors import DSLUnsupportedError
 from ..ir import expr as ir
 from ..ir.model import ModelIR, Summand
+from ..source import SourceSpan
 from .functions import FUNCTIONS
 
 
@@ -55,6 +56,7 @@ class ScalarForm:
     extents: dict[str, int]
     free: tuple[str, ...] = ()
     label: str = ""  # where it comes from, for comments: "interaction (rbm.dgm:11)"
+    span: SourceSpan | None = field(default=None, compare=False)  # the summand, for errors with a caret
 
 
 class SymbolTable:
@@ -121,7 +123,7 @@ def scalar_form(model: ModelIR, summand: Summand, table: SymbolTable, free=(), l
         return FUNCTIONS[node.name](convert(node.arg))
 
     expr = reduce_powers(model, convert(summand.expr), atoms, label)
-    return ScalarForm(expr, atoms, dict(summand.extents), tuple(free), label)
+    return ScalarForm(expr, atoms, dict(summand.extents), tuple(free), label, summand.span)
 
 
 # Most terms a summand may be multiplied out into. `(v[i] - a[i])^2` makes three; a power of a sum
