@@ -7,7 +7,7 @@ import pytest
 
 import pgmdsl
 from pgmdsl.evaluate import exact_log_z
-from pgmdsl.evaluate.numerics import logsumexp
+from pgmdsl.runtime.numerics import logsumexp
 
 import exact
 

@@ -158,7 +158,7 @@ def _transition(compiled, state: dict, order, fields, beta: float, rng, shared=N
 
 
 def _count_log(compiled, name: str) -> float:
-    from .states import digits
+    from ..runtime.states import digits
 
     return float(np.sum(np.log(np.asarray(digits(compiled, name).radices, dtype=np.float64))))
 

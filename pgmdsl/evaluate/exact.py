@@ -10,10 +10,10 @@ the visible layer summed out). Sums are chunked and numerically stable.
 from __future__ import annotations
 
 import numpy as np
-from .numerics import logsumexp
+from ..runtime.numerics import logsumexp
 
 from ..errors import DSLError
-from .states import chunks, digits, log2_count
+from ..runtime.states import chunks, digits, log2_count
 from ..runtime.gpu import to_host as _host
 
 MAX_STATES = 2**25
@@ -106,3 +106,8 @@ def log_likelihood(compiled, data, log_z, max_states: int = MAX_STATES):
         free = np.asarray(_host(compiled.free_energy(full, summed=summed)), dtype=np.float64).reshape(rows, count)
         result = np.logaddexp(result, logsumexp(-free, axis=1))
     return result - log_z
+
+
+def exact_log_likelihood(compiled, data) -> np.ndarray:
+    """log p(row) per row with log Z enumerated: a monitor for fit (monitor=[exact_log_likelihood])."""
+    return log_likelihood(compiled, data, exact_log_z(compiled))

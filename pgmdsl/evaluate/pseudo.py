@@ -11,7 +11,7 @@ the same sum).
 from __future__ import annotations
 
 import numpy as np
-from .numerics import logsumexp
+from ..runtime.numerics import logsumexp
 
 from .. import units
 from ..errors import DSLError

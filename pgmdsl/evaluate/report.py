@@ -9,10 +9,10 @@ from .ais import ais, default_schedule
 from .bound import lower_bound
 from .exact import MAX_STATES, cheapest, exact_log_z
 from .exact import log_likelihood as exact_log_likelihood
-from .labels import label_metrics
+from ..runtime.labels import label_metrics
 from .pseudo import pseudo_log_likelihood
 from .reverse import raise_log_likelihood
-from .states import log2_count
+from ..runtime.states import log2_count
 
 MAX_DISTRIBUTIONS = 10_000_000  # AIS/RAISE intermediate distributions: 700 times the default, hours per run
 

@@ -32,7 +32,7 @@ from ..runtime.gpu import to_host
 from ..runtime.sampling import sweep_order
 from .ais import (_base_energy, _log_partition, _require_proper_base, _transition, base_rates, default_schedule,
                   shared_fields)
-from .numerics import logsumexp
+from ..runtime.numerics import logsumexp
 
 
 @dataclass

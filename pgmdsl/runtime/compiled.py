@@ -161,7 +161,8 @@ class Compiled:
         (visible and input layers). validation: held-out data for the free-energy
         gap. checkpoint: a .npz path written every `checkpoint_every` epochs;
         resume: a checkpoint to continue from exactly. monitor: evaluation metrics per
-        epoch ("pseudo_log_likelihood", "log_likelihood" (exact; small models)). Other options (lr_schedule,
+        epoch, functions of (compiled, rows) such as pgmdsl.evaluate.pseudo_log_likelihood and
+        exact_log_likelihood (small models), or {name: function}. Other options (lr_schedule,
         sparsity_target, chains, verbose, fused, ...) are listed in runtime.options. labels: a discrete visible
         layer; its exact accuracy and log p(labels | rest) join the History every epoch, and objective=
         "discriminative" climbs that log-likelihood (its exact gradient), "hybrid" adds generative_weight times

@@ -21,6 +21,7 @@ lr/rows, then every (row, y') with weight -lr p(y' | x)/rows.
 from __future__ import annotations
 
 from ..errors import DSLError
+from .labels import label_states
 
 
 
@@ -28,8 +29,6 @@ class LabelGradient:
     """Steps along the gradient of the mean log p(`layer` | the other observed layers) of a minibatch."""
 
     def __init__(self, compiled, layer: str):
-        from ..evaluate.labels import label_states  # evaluate imports the trainer: not at module level
-
         self.c, self.layer = compiled, layer
         self.states = compiled.xp.asarray(label_states(compiled, layer), dtype=compiled.dtype)
         module = compiled.module

@@ -33,6 +33,7 @@ from . import checkpoint as checkpoints
 from .discriminative import LabelGradient
 from .fused import FusedStep, fused_reason
 from .initialize import check_rows, constrain, initial_value
+from .labels import label_metrics, label_states
 from .options import options as make_options
 from .sampling import sweep_order
 from .gpu import to_host as _host
@@ -100,8 +101,6 @@ def check_support(compiled, data: dict) -> None:
 
 
 class Trainer:
-    MONITORS = ("pseudo_log_likelihood", "log_likelihood")
-
     def __init__(self, compiled, data, clamp=(), callbacks=(), validation=None, checkpoint=None, monitor=(), **given):
         self.c = compiled
         self.options = make_options(**given)
@@ -118,10 +117,7 @@ class Trainer:
         self.inputs = tuple(n for n, info in compiled.layers.items() if info["role"] == "input")
         self.frozen = tuple(dict.fromkeys(self.clamp + self.inputs))
         self.callbacks = tuple(callbacks)
-        self.monitor = (monitor,) if isinstance(monitor, str) else tuple(monitor)
-        for name in self.monitor:
-            if name not in self.MONITORS:
-                raise DSLError(f"fit: unknown monitor '{name}' (monitors: {', '.join(self.MONITORS)})")
+        self.monitor = _monitors(monitor)
         self.path = Path(checkpoint) if checkpoint else None
         self.rng = np.random.default_rng(self.options.seed)  # shuffles, chain starts; saved in checkpoints
         self.sampler = self.rng  # the generated samplers' generator (on the GPU: reseeded each epoch from rng)
@@ -466,8 +462,6 @@ class Trainer:
 
     def _label_metrics(self, sample: dict) -> dict:
         """Accuracy and mean log p(label | rest), exact, on the training sample (and validation rows if given)."""
-        from ..evaluate.labels import label_metrics
-
         result = {}
         for label, rows in self._monitoring_sets(sample, 1000).items():
             for name, value in label_metrics(self.c, rows, self.options.labels).items():
@@ -482,16 +476,11 @@ class Trainer:
         return sets
 
     def _monitored(self, sample: dict) -> dict:
-        """The evaluation metrics asked for with monitor= (train rows, and validation rows if given)."""
-        from ..evaluate import exact_log_z, log_likelihood, pseudo_log_likelihood
-
+        """The mean of each monitor= function (train rows, and validation rows if given), as {set}_{name}."""
         result = {}
-        log_z = exact_log_z(self.c) if "log_likelihood" in self.monitor else None
         for label, rows in self._monitoring_sets(sample, 500).items():
-            if "pseudo_log_likelihood" in self.monitor:
-                result[f"{label}_pseudo_log_likelihood"] = float(np.mean(pseudo_log_likelihood(self.c, rows)))
-            if log_z is not None:
-                result[f"{label}_log_likelihood"] = float(np.mean(log_likelihood(self.c, rows, log_z)))
+            for name, measure in self.monitor.items():
+                result[f"{label}_{name}"] = float(np.mean(measure(self.c, rows)))
         return result
 
 
@@ -563,10 +552,23 @@ def _hidden_biases(compiled) -> dict:
     return found
 
 
+def _monitors(monitor) -> dict:
+    """monitor=: {name: function(compiled, rows) -> a value per row}, or functions named by their __name__.
+
+    The evaluation passes its measures in (pgmdsl.evaluate.pseudo_log_likelihood,
+    exact_log_likelihood, ...): the trainer runs before the evaluation stage and never imports it.
+    """
+    given = monitor if isinstance(monitor, dict) else {getattr(f, "__name__", f): f for f in
+                                                       ((monitor,) if isinstance(monitor, str) else monitor)}
+    for name, measure in given.items():
+        if not callable(measure):
+            raise DSLError(f"fit: unknown monitor {measure!r}: a monitor is a function of (compiled, rows) giving a "
+                           "value per row, e.g. pgmdsl.evaluate.pseudo_log_likelihood or exact_log_likelihood")
+    return dict(given)
+
+
 def _check_labels(compiled, layer: str) -> None:
     """fit(labels=...) names a layer whose p(layer | rest) can be computed: checked before any training."""
-    from ..evaluate.labels import label_states
-
     try:
         label_states(compiled, layer)
     except DSLError as error:

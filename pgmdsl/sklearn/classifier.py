@@ -114,7 +114,7 @@ class RBMClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_log_proba(self, X):
         """log p(class | x) for each row: (n_samples, n_classes), in the order of `classes_`."""
-        from ..evaluate.labels import label_log_probabilities
+        from ..runtime.labels import label_log_probabilities
 
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)

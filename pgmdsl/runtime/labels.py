@@ -1,5 +1,8 @@
 """p(label | the other observed layers), exactly, for classification RBMs and any model like them.
 
+Here in the runtime because discriminative training climbs the same
+log-probabilities and monitors them each epoch; pgmdsl.evaluate exports them.
+
 With every hidden layer summed out analytically, p(y | x) = exp(-F(x, y)) /
 sum over y' of exp(-F(x, y')), F the free energy. Enumerating the label
 layer's states (10 for a one-hot digit label) gives it exactly, as
@@ -14,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DSLError
+from .gpu import to_host as _host
 from .numerics import logsumexp
 from .states import chunks, digits
-from ..runtime.gpu import to_host as _host
 
 MAX_LABEL_STATES = 1 << 12
 
