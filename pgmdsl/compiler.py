@@ -42,7 +42,7 @@ def compile_model(model, backend: str = "numpy", dtype: str = "float32", seed: i
         try:
             module = load_module(source, name)
         except Exception:  # noqa: BLE001 - an entry that does not load is a miss, whatever it raises
-            module = None
+            pass
     if module is None:
         source = generate_source(model, backend, dtype)
         if cache:

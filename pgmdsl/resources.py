@@ -43,7 +43,7 @@ def standard_models() -> list[str]:
 
 
 def cache_dir() -> Path:
-    """The user's pgmdsl cache (generated modules), never inside the package.
+    """The user's pgmdsl cache (generated modules, the parser's tables as JSON), never inside the package.
 
     PGMDSL_CACHE_DIR if set, else XDG_CACHE_HOME/pgmdsl, else ~/.cache/pgmdsl.
     """
