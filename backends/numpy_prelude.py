@@ -125,6 +125,11 @@ def pooled_log_partition(field, pool):
     return logsumexp(xp.concatenate([blocks, zeros], axis=-1), axis=-1)
 
 
+def diagonal(d):
+    """Diagonal matrices with the last axis of d on their diagonals (an extra precision per unit)."""
+    return d[..., None] * xp.eye(d.shape[-1], dtype=d.dtype)
+
+
 def gaussian_joint_mean(field, precision):
     """Mean of N(P^-1 f, P^-1) for a batch of precisions P (Cholesky solve)."""
     chol = xp.linalg.cholesky(precision)

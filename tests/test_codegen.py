@@ -109,7 +109,7 @@ def test_symmetric_gradients_stay_symmetric():
 
 def test_compile_command_prints_or_writes_the_module(tmp_path, capsys):
     assert main(["compile", "rbm", "--set", "nv=6", "--set", "nh=4"]) == 0
-    assert "def free_energy(p, s, beta=1.0, fields=None):" in capsys.readouterr().out
+    assert "def free_energy(p, s, beta=1.0, fields=None, precision_offsets=None):" in capsys.readouterr().out
     out = tmp_path / "rbm_module.py"
     assert main(["compile", "gbrbm", "--set", "nv=3", "--dtype", "float64", "-o", str(out)]) == 0
     assert "DTYPE = xp.float64" in out.read_text()

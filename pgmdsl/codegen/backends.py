@@ -28,6 +28,7 @@ class Backend:
     array_module: str
     prelude: str
     printer: object
+    modules: dict  # name -> the import lines that bind it (scipy.special as `special`), for unit types' helpers
 
 
 def backend(name: str) -> Backend:
@@ -51,7 +52,8 @@ def _read_backend(name: str) -> Backend:
         (resources.backends_dir() / part).read_text(encoding="utf-8").rstrip() for part in manifest["prelude"]
     ) + "\n"
     printer = getattr(printers, manifest["printer"])()
-    return Backend(manifest["name"], manifest["description"], manifest["array_module"], prelude, printer)
+    return Backend(manifest["name"], manifest["description"], manifest["array_module"], prelude, printer,
+                   dict(manifest.get("modules", {})))
 
 
 @lru_cache(maxsize=1)

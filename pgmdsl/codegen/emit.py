@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import __version__, resources, units
+from ..errors import DSLUnsupportedError
 from ..symbolic.kernels import Derivation, LayerKernel, Program
 from .backends import Backend
 from .text import docstring_text
@@ -56,7 +57,26 @@ class ModuleEmitter:
             f"{self.backend.array_module}\n\n"
             f"DTYPE = xp.{self.dtype}\n\n"
             f"{self.backend.prelude}"
+            f"{self._unit_helpers()}"
         )
+
+    def _unit_helpers(self) -> str:
+        """The helper functions (and the backend modules they use) of the unit types this model's layers have."""
+        used: list = []
+        for layer in self.model.layers:
+            unit = units.get(layer.unit) if layer.unit else None
+            if unit is not None and unit.helpers and unit not in used:
+                used.append(unit)
+        if not used:
+            return ""
+        chunks = []
+        for module in dict.fromkeys(m for unit in used for m in unit.modules):
+            if module not in self.backend.modules:
+                raise DSLUnsupportedError(f"{', '.join(u.name for u in used if module in u.modules)} units need the "
+                                          f"module {module!r}, which the {self.backend.name} backend does not provide")
+            chunks.append(self.backend.modules[module])
+        chunks += [f"# ---- {unit.name} units ----\n{unit.helpers.strip()}" for unit in used]
+        return "\n\n" + "\n\n\n".join(chunks) + "\n"
 
     def _tables(self) -> str:
         d = self.derivation
@@ -136,13 +156,18 @@ class ModuleEmitter:
             unit = units.get(kernel.unit)
             if unit.quadratic:
                 f, q = writer.name(f"f_{name}"), writer.name(f"q_{name}")
+            offset = f"precision_offsets[{name!r}]"
             if kernel.hessian is not None:  # units coupled through the precision: one joint Gaussian per row
                 writer.line(f"{f} = xp.reshape({field}, beta.shape + (-1, {layer.size}))")
                 writer.line(f"{q} = tempered(beta, 2) * precision_{name}(p, s)")  # (batch, n, n) matrices
+                writer.line(f"if precision_offsets is not None and {name!r} in precision_offsets:")
+                writer.line(f"    {q} = {q} + diagonal(xp.reshape({offset}, xp.shape({offset})[:-{rank}] + ({layer.size},)))")
                 writer.line(f"{target} = {target} - gaussian_joint_log_partition({f}, {q})")
             elif unit.quadratic:
                 writer.line(f"{f} = {field}")
                 writer.line(f"{q} = tempered(beta, {rank}) * precision_{name}(p, s)")
+                writer.line(f"if precision_offsets is not None and {name!r} in precision_offsets:")
+                writer.line(f"    {q} = {q} + {offset}")
                 writer.line(f"{target} = {target} - xp.sum({unit.log_partition.format(f=f, q=q)}, axis={axes})")
             elif kernel.update == "pooled":
                 writer.line(f"{target} = {target} - xp.sum(pooled_log_partition({field}, {kernel.pool}), axis={axes})")
@@ -154,8 +179,12 @@ class ModuleEmitter:
         summed = ", ".join(marginalisation.summed) or "nothing"
         doc = (f"F({', '.join(marginalisation.kept)}) = -log of the sum over {summed} of exp(-beta E); "
                f"beta may be an array (one free energy per value, leading axis); fields: the summed layers' "
-               f"fields (field_L) when the caller has them already.")
-        self._function(f"{function}(p, s, beta=1.0, fields=None)", doc, writer, [f"return {target}"])
+               f"fields (field_L) when the caller has them already; precision_offsets: an extra precision added "
+               f"to the tempered one of summed quadratic layers (AIS's base model), shaped beta's axes + "
+               f"(batch,) + the layer's shape, broadcastable.")
+        writer.taken.add("precision_offsets")
+        self._function(f"{function}(p, s, beta=1.0, fields=None, precision_offsets=None)", doc, writer,
+                       [f"return {target}"])
 
     # ---- layers ----
     def _layer(self, kernel: LayerKernel) -> None:
@@ -213,10 +242,10 @@ class ModuleEmitter:
         field, unit = "field", units.get(kernel.unit)
         if kernel.hessian is not None:
             body = [f"field = xp.reshape({field}, (-1, {layer.size}))",
-                    f"precision = beta * precision_{name}(p, s)",
+                    *self._tempered_precision(layer, joint=True),
                     f"return xp.reshape(gaussian_joint_mean(field, precision), (-1,) + {shape})"]
         elif unit.quadratic:
-            body = [f"return {unit.mean.format(f=field, q=f'(beta * precision_{name}(p, s))')}"]
+            body = [*self._tempered_precision(layer), f"return {unit.mean.format(f=field, q='precision')}"]
         elif kernel.update == "pooled":
             body = [f"return pooled_mean({field}, {kernel.pool})"]
         else:
@@ -224,8 +253,22 @@ class ModuleEmitter:
         body = self._annealed_field(name, shape) + body
         doc = (f"E[{name} | rest]" + (" for each unit given all other units" if kernel.update == "unitwise" else "")
                + "; at inverse temperature beta with an extra field `offset` (annealing).")
-        self.chunks.append("\n".join([f"def mean_{name}(p, s, beta=1.0, offset=None):", f'    """{doc}"""']
+        signature = f"mean_{name}(p, s, beta=1.0, offset=None)"
+        if unit.quadratic:
+            signature = signature[:-1] + ", precision_offset=None)"
+            doc += " precision_offset: an extra precision (annealing)."
+        self.chunks.append("\n".join([f"def {signature}:", f'    """{doc}"""']
                                      + [f"    {b}" for b in body]))
+
+    @staticmethod
+    def _tempered_precision(layer, joint: bool = False) -> list[str]:
+        """Lines leaving beta * precision (+ precision_offset, AIS's base share) in `precision`."""
+        offset = "precision_offset"
+        if joint:
+            offset = f"diagonal(xp.reshape(precision_offset, (-1, {layer.size})))"
+        return [f"precision = beta * precision_{layer.name}(p, s)",
+                "if precision_offset is not None:",
+                f"    precision = precision + {offset}"]
 
     def _sample(self, kernel: LayerKernel, layer) -> None:
         name, shape = layer.name, layer.shape
@@ -244,11 +287,11 @@ class ModuleEmitter:
             doc = f"One Gibbs sweep over the units of {name}, one at a time: they are coupled to each other."
         elif kernel.hessian is not None:
             body = [f"field = xp.reshape({field}, (-1, {layer.size}))",
-                    f"precision = beta * precision_{name}(p, s)",
+                    *self._tempered_precision(layer, joint=True),
                     f"return xp.reshape(gaussian_joint_sample(field, precision, rng), (-1,) + {shape})"]
             doc = f"An exact draw of {name} from its joint Gaussian conditional (Cholesky)."
         elif unit.quadratic:
-            body = [f"precision = beta * precision_{name}(p, s)",
+            body = [*self._tempered_precision(layer),
                     f"mean = {unit.mean.format(f=field, q='precision')}",
                     f"return {unit.sample.format(m='mean', f=field, q='precision')}"]
             doc = f"Draw {name} from its conditional: independently per unit."
@@ -264,6 +307,9 @@ class ModuleEmitter:
             body = self._annealed_field(name, shape, given=True) + body
             signature = signature[:-1] + ", field=None)"
             doc += f" field: field_{name}(p, s), when the caller has it already."
+            if unit.quadratic:
+                signature = signature[:-1] + ", precision_offset=None)"
+                doc += " precision_offset: an extra precision (annealing)."
         self.chunks.append("\n".join([f"def {signature}:", f'    """{doc}"""'] + [f"    {b}" for b in body]))
 
     def _draw(self, kernel: LayerKernel, layer) -> None:

@@ -19,15 +19,27 @@ import types
 from functools import lru_cache
 from pathlib import Path
 
-from .. import __version__, cache, resources
+from .. import __version__, cache, resources, units
 
 
 def cache_key(model, backend: str, dtype: str) -> str:
     files = [[f.name, f.text, [list(i) for i in f.imports]] for f in model.files]
-    described = json.dumps([files, model.name, sorted(model.sizes.items()), backend, dtype, __version__])
+    described = json.dumps([files, model.name, sorted(model.sizes.items()), backend, dtype, __version__,
+                            _unit_types(model)])
     digest = hashlib.sha256(described.encode("ascii"))  # json escapes every non-ASCII character (and lone surrogates)
     digest.update(_compiler_digest())
     return digest.hexdigest()[:20]
+
+
+def _unit_types(model) -> list[str]:
+    """The unit types the layers use, as their classes and fields: a plug-in type edited in its own file is a new
+    module (its templates and helpers are part of the generated code)."""
+    described = []
+    for layer in model.layers:
+        unit = units.get(layer.unit) if layer.unit else None
+        if unit is not None:
+            described.append(f"{layer.unit}={type(unit).__module__}.{type(unit).__qualname__}{unit!r}")
+    return described
 
 
 @lru_cache(maxsize=1)

@@ -1,12 +1,14 @@
 """Annealed importance sampling for any compiled model (Salakhutdinov and Murray 2008).
 
-The path runs from a base-rate model A (observed units independent, with the
-logits of the smoothed data marginals; every other layer uniform), whose
-log Z is known in closed form, to the model: p_beta ∝ exp(-(1-beta) E_A - beta E),
-with the compiler's summed-out class marginalised analytically
-(free_energy(..., beta)). Transitions are the model's own block-Gibbs sweeps
-at inverse temperature beta (the base model enters as an extra field on the
-observed layers). All runs advance together as one batch.
+The path runs from a base model A of independent units, whose log Z is known
+in closed form, to the model: p_beta ∝ exp(-(1-beta) E_A - beta E), with the
+compiler's summed-out class marginalised analytically (free_energy(..., beta)).
+Each unit type fits A to the data (units.base.UnitType.fit_base: the smoothed
+marginals of discrete units, the means and variances of real-valued ones);
+layers no data describes are uniform, or standard normal for quadratic types,
+so Gaussian and rectified layers are proper at beta = 0. Transitions are the
+model's own block-Gibbs sweeps at inverse temperature beta (the base model
+enters as an extra field and precision). All runs advance together as one batch.
 """
 
 from __future__ import annotations
@@ -47,74 +49,94 @@ class AISEstimate:
                 f"{len(self.log_weights)} runs, {self.distributions} distributions)")
 
 
-def base_rates(compiled, data: dict) -> dict:
-    """Fields of the base model's observed units: logits of smoothed marginals (as in the authors' code)."""
-    fields = {}
-    for name, values in data.items():
+def base_model(compiled, data: dict) -> dict:
+    """The base model's units, independent: {layer: units.base.Base} for every layer the path needs one for.
+
+    Observed kept layers are fitted to `data` (smoothed marginals; a Gaussian
+    with the data's means and variances for quadratic types), the other kept
+    layers are uniform (discrete) or standard (quadratic); summed quadratic
+    layers get the standard precision, which keeps them proper at beta = 0.
+    """
+    bases = {}
+    for name in compiled.kept + compiled.marginalised:
         info = compiled.layers[name]
         if info["role"] == "input":
             raise DSLUnsupportedError("AIS for conditional models (input layers) is not supported")
         unit = units.get(info["unit"])
         try:
-            fields[name] = unit.base_field(np.asarray(values, dtype=np.float64))
+            if name in data and name in compiled.kept:
+                bases[name] = unit.fit_base(np.asarray(data[name], dtype=np.float64))
+            elif name in compiled.kept or unit.quadratic:
+                bases[name] = unit.standard_base(tuple(info["shape"]))
         except NotImplementedError:
             raise DSLUnsupportedError(
-                f"AIS needs a base model for layer '{name}' ({info['unit']} units); only discrete observed layers have one"
-            ) from None
-    return fields
+                f"AIS needs a base model for layer '{name}', and {info['unit']} units have none") from None
+    return bases
 
 
-def _log_partition(compiled, fields: dict) -> float:
-    """log Z of the base model's observed units (independent given their fields)."""
-    return sum(units.get(compiled.layers[name]["unit"]).base_log_partition(f) for name, f in fields.items())
+def base_rates(compiled, data: dict) -> dict:
+    """The fields of the base model's observed units (logits of smoothed marginals for binary units)."""
+    bases = base_model(compiled, data)
+    return {name: bases[name].field for name in data if name in bases}
 
 
-def _require_proper_base(compiled, name: str, what: str) -> None:
-    """Refuse a layer whose units have no proper distribution at beta = 0 (the base model has no term for them)."""
-    if units.get(compiled.layers[name]["unit"]).quadratic:
-        raise DSLUnsupportedError(
-            f"{what}: {compiled.layers[name]['unit']} layer '{name}' would have no quadratic term at beta = 0 "
-            "(an improper distribution); use exact_log_z where the discrete side is small"
-        )
+def _log_partition(compiled, bases: dict) -> float:
+    """log Z of the base model's kept units (the summed ones are in the free energy at beta = 0)."""
+    return sum(units.get(compiled.layers[name]["unit"]).base_log_partition(base)
+               for name, base in bases.items() if name in compiled.kept)
 
 
-def _base_energy(compiled, state: dict, fields: dict):
+def _base_energy(compiled, state: dict, bases: dict):
+    """E_A of the kept layers' states: -field . x (+ precision . x^2 / 2)."""
     xp = compiled.xp
     total = 0
-    for name, field in fields.items():
+    for name, base in bases.items():
+        if name not in compiled.kept:
+            continue
         axes = tuple(range(1, state[name].ndim))
-        total = total - xp.sum(state[name] * xp.asarray(field, dtype=compiled.dtype), axis=axes)
+        x = state[name]
+        energy = -x * xp.asarray(base.field, dtype=compiled.dtype)
+        if base.precision is not None:
+            energy = energy + 0.5 * xp.asarray(base.precision, dtype=compiled.dtype) * x * x
+        total = total + xp.sum(energy, axis=axes)
     return total
+
+
+def _annealed(compiled, bases: dict, betas) -> dict:
+    """The base's share of the summed quadratic layers' precision at each of `betas` (free_energy's offsets)."""
+    offsets = {}
+    for name, base in bases.items():
+        if name in compiled.marginalised and base.precision is not None:
+            share = np.reshape(1 - np.asarray(betas, dtype=np.float64), np.shape(betas) + (1,) * (base.precision.ndim + 1))
+            offsets[name] = compiled.xp.asarray(share * base.precision, dtype=compiled.dtype)
+    return offsets or None
+
+
+def base_draws(compiled, bases: dict, runs: int, rng) -> dict:
+    """`runs` exact draws of the kept layers from the base model."""
+    xp = compiled.xp
+    return {name: xp.asarray(units.get(compiled.layers[name]["unit"]).base_sample(base, runs, rng), dtype=compiled.dtype)
+            for name, base in bases.items() if name in compiled.kept}
 
 
 def ais(compiled, data, runs: int = 100, schedule=None, seed: int = 0, progress: bool = True) -> AISEstimate:
     """Estimate log Z by AIS; `data` gives the base model's marginals (an array or a dict)."""
     from tqdm.auto import tqdm
 
-    from ..runtime.sampling import initial_state
     from ..runtime.train import as_data
 
     data = as_data(compiled, data)
     betas = default_schedule() if schedule is None else np.asarray(schedule, dtype=np.float64)
     if betas[0] != 0 or betas[-1] != 1 or np.any(np.diff(betas) <= 0):
         raise DSLError("an AIS schedule rises strictly from 0 to 1")
-    fields = base_rates(compiled, data)
-    for name in compiled.marginalised + compiled.kept:
-        _require_proper_base(compiled, name, "AIS from a base-rate model")
+    bases = base_model(compiled, data)
     xp, dtype = compiled.xp, compiled.dtype
     rng = np.random.default_rng(seed)
-    summed = compiled.marginalised
-    kept = compiled.kept
-    hidden_kept = [n for n in kept if n not in fields]
-    # exact draws from the base model: observed units independent, other kept layers uniform
-    given = {name: xp.asarray(units.get(compiled.layers[name]["unit"]).base_sample(f, runs, rng), dtype=dtype)
-             for name, f in fields.items()}
-    state = initial_state(compiled, runs, rng, given)
-    state = {k: v for k, v in state.items() if k in kept}
-    log_z_base = _log_partition(compiled, fields)
-    log_z_base += sum(_count_log(compiled, n) for n in hidden_kept)
-    log_z_base -= float(_host(compiled.module.free_energy(compiled.params, state, 0.0))[0])
-    order = [n for n in sweep_order(compiled) if n in kept or n in summed]
+    state = base_draws(compiled, bases, runs, rng)
+    log_z_base = _log_partition(compiled, bases)
+    log_z_base -= float(_host(compiled.module.free_energy(compiled.params, state, 0.0,
+                                                          precision_offsets=_annealed(compiled, bases, 0.0)))[0])
+    order = [n for n in sweep_order(compiled) if n in compiled.kept or n in compiled.marginalised]
     log_w = np.zeros(runs)
     pair = xp.zeros(2, dtype=dtype)
     sampler = rng if xp is np else compiled.random(seed)  # the generated samplers draw on the backend's device
@@ -122,11 +144,12 @@ def ais(compiled, data, runs: int = 100, schedule=None, seed: int = 0, progress:
         previous, current = betas[k - 1], betas[k]
         pair[0], pair[1] = previous, current
         shared = shared_fields(compiled, state, order)
-        free = compiled.module.free_energy(compiled.params, state, pair, fields=shared)
-        base = _base_energy(compiled, state, fields)
+        free = compiled.module.free_energy(compiled.params, state, pair, fields=shared,
+                                           precision_offsets=_annealed(compiled, bases, (previous, current)))
+        base = _base_energy(compiled, state, bases)
         difference = (free[0] - free[1]) + (1 - previous) * base - (1 - current) * base
         log_w += np.asarray(_host(difference), dtype=np.float64)
-        _transition(compiled, state, order, fields, float(current), sampler, shared)  # a Python float: float32 stays
+        _transition(compiled, state, order, bases, float(current), sampler, shared)  # a Python float: float32 stays
     return _estimate(log_w, log_z_base, len(betas) - 1)
 
 
@@ -143,24 +166,24 @@ def shared_fields(compiled, state: dict, order) -> dict:
     return fields
 
 
-def _transition(compiled, state: dict, order, fields, beta: float, rng, shared=None) -> None:
-    """One sweep at inverse temperature beta; `shared`: fields of the first layers, computed for this state."""
+def _transition(compiled, state: dict, order, bases, beta: float, rng, shared=None) -> None:
+    """One sweep at inverse temperature beta; `shared`: fields of the first layers, computed for this state.
+
+    The base model enters each layer's conditional as (1 - beta) times its
+    field and precision; a uniform base (no field, no precision) adds nothing.
+    """
     xp = compiled.xp
     for name in order:
-        offset = None
-        if name in fields:
-            offset = xp.asarray((1 - beta) * fields[name], dtype=compiled.dtype)
-        given = {"field": shared[name]} if shared and name in shared else {}
-        sample = getattr(compiled.module, f"sample_{name}")(compiled.params, state, rng, beta, offset, **given)
+        extra = {"field": shared[name]} if shared and name in shared else {}
+        offset, base = None, bases.get(name)
+        if base is not None and np.any(base.field):
+            offset = xp.asarray((1 - beta) * base.field, dtype=compiled.dtype)
+        if base is not None and base.precision is not None:
+            extra["precision_offset"] = xp.asarray((1 - beta) * base.precision, dtype=compiled.dtype)
+        sample = getattr(compiled.module, f"sample_{name}")(compiled.params, state, rng, beta, offset, **extra)
         state[name] = sample
     for name in compiled.marginalised:
         state.pop(name, None)
-
-
-def _count_log(compiled, name: str) -> float:
-    from ..runtime.states import digits
-
-    return float(np.sum(np.log(np.asarray(digits(compiled, name).radices, dtype=np.float64))))
 
 
 def _estimate(log_w: np.ndarray, log_z_base: float, distributions: int) -> AISEstimate:

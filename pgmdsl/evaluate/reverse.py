@@ -30,8 +30,7 @@ import numpy as np
 from ..errors import DSLError, DSLUnsupportedError
 from ..runtime.gpu import to_host
 from ..runtime.sampling import sweep_order
-from .ais import (_base_energy, _log_partition, _require_proper_base, _transition, base_rates, default_schedule,
-                  shared_fields)
+from .ais import _annealed, _base_energy, _log_partition, _transition, base_model, default_schedule, shared_fields
 from ..runtime.numerics import logsumexp
 
 
@@ -73,13 +72,11 @@ def raise_log_likelihood(compiled, data, base=None, runs: int = 100, schedule=No
     betas = default_schedule() if schedule is None else np.asarray(schedule, dtype=np.float64)
     if betas[0] != 0 or betas[-1] != 1 or np.any(np.diff(betas) <= 0):
         raise DSLError("a RAISE schedule rises strictly from 0 to 1")
-    fields = base_rates(compiled, as_data(compiled, base) if base is not None else rows_data)
-    for name in compiled.marginalised:
-        _require_proper_base(compiled, name, "RAISE, like AIS, needs a proper base model")
+    bases = base_model(compiled, as_data(compiled, base) if base is not None else rows_data)
     xp, dtype = compiled.xp, compiled.dtype
     count = len(next(iter(rows_data.values())))
     state = {k: xp.asarray(np.repeat(v, runs, axis=0), dtype=dtype) for k, v in rows_data.items()}
-    log_z_base = _log_partition(compiled, fields)
+    log_z_base = _log_partition(compiled, bases)
     order = [n for n in sweep_order(compiled) if n in compiled.kept or n in compiled.marginalised]
     rng = np.random.default_rng(seed)
     sampler = rng if xp is np else compiled.random(seed)
@@ -88,17 +85,18 @@ def raise_log_likelihood(compiled, data, base=None, runs: int = 100, schedule=No
     def log_f(free, beta, base_energy):
         return -free - (1 - beta) * base_energy
 
-    base_energy = _base_energy(compiled, state, fields)
+    base_energy = _base_energy(compiled, state, bases)
     shared = shared_fields(compiled, state, order)
     current = log_f(compiled.module.free_energy(compiled.params, state, 1.0, fields=shared), 1.0, base_energy)
     log_w = np.zeros(count * runs)
     for k in tqdm(range(len(betas) - 1, 0, -1), desc="RAISE", unit="beta", disable=not progress, mininterval=1.0):
         beta, below = float(betas[k]), float(betas[k - 1])
-        _transition(compiled, state, order, fields, beta, sampler, shared)  # v_{k-1} ~ T_k(. | v_k)
+        _transition(compiled, state, order, bases, beta, sampler, shared)  # v_{k-1} ~ T_k(. | v_k)
         pair[0], pair[1] = beta, below
         shared = shared_fields(compiled, state, order)  # for this state's free energies and the next sweep
-        free = compiled.module.free_energy(compiled.params, state, pair, fields=shared)
-        base_energy = _base_energy(compiled, state, fields)
+        free = compiled.module.free_energy(compiled.params, state, pair, fields=shared,
+                                           precision_offsets=_annealed(compiled, bases, (beta, below)))
+        base_energy = _base_energy(compiled, state, bases)
         log_w += np.asarray(to_host(current - log_f(free[0], beta, base_energy)), dtype=np.float64)
         current = log_f(free[1], below, base_energy)  # log f_{k-1}(v_{k-1}): the next step's numerator
     # log p_0(v_0): the base model's observed units are independent (at beta = 0 the summed-out layers add

@@ -119,5 +119,6 @@ def gibbs_schedule(model: ModelIR) -> tuple[GibbsStep, ...]:
 def _update(model: ModelIR, name: str, self_coupled: bool) -> str:
     layer = model.layer(name)
     if self_coupled:
-        return "joint" if units.get(layer.unit).quadratic else "unitwise"
+        unit = units.get(layer.unit)
+        return "joint" if unit.quadratic and unit.joint else "unitwise"
     return "pooled" if layer.pooling else "block"

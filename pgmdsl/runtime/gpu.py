@@ -51,6 +51,17 @@ def _check_device(cupy) -> None:
         )
 
 
+def special_module():
+    """cupyx.scipy.special (scipy.special under the stand-in): the special functions some unit types need."""
+    if standin():
+        import scipy.special
+
+        return scipy.special
+    import cupyx.scipy.special
+
+    return cupyx.scipy.special
+
+
 def to_host(value):
     """A NumPy array from a NumPy or CuPy one (CuPy arrays have .get(); NumPy arrays are returned as they are)."""
     import numpy

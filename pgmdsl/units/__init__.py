@@ -34,6 +34,6 @@ def names() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
-from . import binary, spin, gaussian, onehot  # noqa: E402,F401  (the built-in types register themselves)
+from . import binary, spin, gaussian, onehot, relu  # noqa: E402,F401  (the built-in types register themselves)
 
 __all__ = ["UnitType", "get", "names", "register"]

@@ -19,6 +19,20 @@ from ..errors import DataError
 
 
 @dataclass(frozen=True)
+class Base:
+    """Natural parameters of independent units, the base model AIS and RAISE anneal from.
+
+    Its energy is -field . x (+ precision . x^2 / 2 for quadratic types), the
+    same form as a layer's conditional, so the generated samplers draw from the
+    path between it and the model by adding the base's share to their field
+    (`offset`) and precision (`precision_offset`).
+    """
+
+    field: np.ndarray
+    precision: np.ndarray | None = None  # quadratic types only
+
+
+@dataclass(frozen=True)
 class UnitType:
     """A unit type. Code templates are Python over the generated module's names: {f} the field, {q} the
     precision (quadratic types), {m} the conditional mean where it is already computed.
@@ -39,6 +53,7 @@ class UnitType:
     nonnegative: bool = False  # every value >= 0 (an assumption the symbolic stage may use)
     event_axes: int = 0
     mean: str = ""  # E[unit | field]
+    variance: str = ""  # Var[unit | field] (quadratic types: E[x^2] = mean^2 + variance in summed-out statistics)
     sample: str = ""  # a draw given the field (uses rng; quadratic types also get the mean {m})
     draw: str = ""  # a draw given the means already computed ({m}); "" when there is no such shortcut
     log_partition: str = ""  # log of the sum (or integral) over one unit's values of exp(field * value ...)
@@ -46,6 +61,9 @@ class UnitType:
     bounds: tuple[float, float] | None = None  # the hull of the support: data (or probabilities) must lie in it
     normalised: bool = False  # each row along the last axis sums to 1 (one-hot states and probabilities)
     remedy: str = ""  # how to bring data into the support, for the error message
+    joint: bool = False  # quadratic units coupled to each other are drawn jointly (one multivariate Gaussian per row)
+    helpers: str = ""  # Python functions the templates call, emitted into the generated module (over xp, DTYPE, modules)
+    modules: tuple[str, ...] = ()  # backend modules the helpers use, by the name a backend manifest gives them ("special")
 
     @property
     def quadratic(self) -> bool:
@@ -110,16 +128,41 @@ class UnitType:
         p = (((values - low) / (high - low)).sum(0) + smoothing) / (rows + 2 * smoothing)  # data may be means
         return (np.log(p) - np.log1p(-p)) / (high - low)
 
-    def base_log_partition(self, field: np.ndarray) -> float:
-        """log Z of independent units with `field` (all units together)."""
+    def fit_base(self, values: np.ndarray) -> Base:
+        """The base model of AIS and RAISE for an observed layer: independent units fitted to its rows.
+
+        Discrete types match the smoothed marginals; quadratic types a Gaussian
+        with each unit's mean and variance (its precision floored at 1e-6 of the
+        largest, so a constant column gives a narrow but proper base).
+        """
+        if not self.quadratic:
+            return Base(self.base_field(values))
+        mean, variance = values.mean(0), values.var(0)
+        variance = np.maximum(variance, 1e-6 * max(float(variance.max(initial=0.0)), 1e-12))
+        return Base(mean / variance, 1 / variance)
+
+    def standard_base(self, shape: tuple[int, ...]) -> Base:
+        """The base for a layer no data describes: uniform over the values, or unit precision and no field."""
+        if not self.quadratic:
+            return Base(np.zeros(shape))
+        return Base(np.zeros(shape), np.ones(shape))
+
+    def base_log_partition(self, base: Base) -> float:
+        """log Z of independent units with natural parameters `base` (all units together)."""
+        field = base.field
+        if self.quadratic:
+            return float(np.sum(field**2 / (2 * base.precision) + 0.5 * np.log(2 * np.pi / base.precision)))
         if self.event_axes:
             top = field.max(axis=-1, keepdims=True)
             return float(np.sum(top[..., 0] + np.log(np.exp(field - top).sum(-1))))
         low, high = self._two_values()
         return float(np.sum(low * field + np.logaddexp(0, (high - low) * field)))
 
-    def base_sample(self, field: np.ndarray, runs: int, rng) -> np.ndarray:
-        """`runs` exact draws of independent units with `field`."""
+    def base_sample(self, base: Base, runs: int, rng) -> np.ndarray:
+        """`runs` exact draws of independent units with natural parameters `base`."""
+        field = base.field
+        if self.quadratic:
+            return field / base.precision + rng.standard_normal((runs,) + field.shape) / np.sqrt(base.precision)
         if self.event_axes:
             probabilities = np.exp(field - field.max(axis=-1, keepdims=True))
             cumulative = (probabilities / probabilities.sum(-1, keepdims=True)).cumsum(-1)

@@ -10,7 +10,7 @@ from .base import UnitType
 
 GAUSSIAN = register(UnitType(
     "gaussian", False, None, "real: needs a positive quadratic term",
-    energy_form="quadratic",
-    mean="{f} / {q}", sample="{m} + rng.standard_normal({m}.shape, dtype=DTYPE) / xp.sqrt({q})",
+    energy_form="quadratic", joint=True,
+    mean="{f} / {q}", variance="1 / {q}", sample="{m} + rng.standard_normal({m}.shape, dtype=DTYPE) / xp.sqrt({q})",
     log_partition="{f}**2 / (2*{q}) + 0.5*xp.log(2*xp.pi/{q})",
 ))
