@@ -35,16 +35,24 @@ def default_schedule() -> np.ndarray:
 
 @dataclass
 class AISEstimate:
-    """log Z with its spread: log(Z ± 3 standard errors), from `runs` importance weights."""
+    """log Z with its spread: log(Z ± 3 standard errors), from `runs` importance weights.
 
-    log_z: float
-    log_z_low: float
-    log_z_high: float
+    For a conditional model every field but `distributions` is an array with one entry (row) per input row.
+    """
+
+    log_z: float | np.ndarray
+    log_z_low: float | np.ndarray
+    log_z_high: float | np.ndarray
     log_weights: np.ndarray
-    log_z_base: float
+    log_z_base: float | np.ndarray
     distributions: int
 
     def __str__(self) -> str:
+        if np.ndim(self.log_z):
+            widest = float(np.max(self.log_z_high - self.log_z_low))
+            return (f"log Z(input) for {len(self.log_z)} input rows: mean {np.mean(self.log_z):.4f}, widest "
+                    f"log(Z ± 3 s.e.) interval {widest:.4f} ({self.log_weights.shape[1]} runs per row, "
+                    f"{self.distributions} distributions)")
         return (f"log Z = {self.log_z:.4f} (log(Z ± 3 s.e.) in [{self.log_z_low:.4f}, {self.log_z_high:.4f}], "
                 f"{len(self.log_weights)} runs, {self.distributions} distributions)")
 
@@ -60,8 +68,8 @@ def base_model(compiled, data: dict) -> dict:
     bases = {}
     for name in compiled.kept + compiled.marginalised:
         info = compiled.layers[name]
-        if info["role"] == "input":
-            raise DSLUnsupportedError("AIS for conditional models (input layers) is not supported")
+        if info["role"] == "input":  # given, never annealed
+            continue
         unit = units.get(info["unit"])
         try:
             if name in data and name in compiled.kept:
@@ -119,25 +127,34 @@ def base_draws(compiled, bases: dict, runs: int, rng) -> dict:
             for name, base in bases.items() if name in compiled.kept}
 
 
-def ais(compiled, data, runs: int = 100, schedule=None, seed: int = 0, progress: bool = True) -> AISEstimate:
-    """Estimate log Z by AIS; `data` gives the base model's marginals (an array or a dict)."""
+def ais(compiled, data, runs: int = 100, schedule=None, seed: int = 0, progress: bool = True,
+        inputs: dict | None = None) -> AISEstimate:
+    """Estimate log Z by AIS; `data` gives the base model's marginals (an array or a dict).
+
+    For a conditional model (input layers) give `inputs`: log Z(input) is
+    estimated for every input row, the rows' runs advancing as one batch
+    (rows x runs chains), and the estimate's fields are arrays, one per row.
+    """
     from tqdm.auto import tqdm
 
-    from ..runtime.train import as_data
+    from ..runtime.train import as_data, observed_layers
 
-    data = as_data(compiled, data)
+    given = _inputs(compiled, inputs)
+    data = as_data(compiled, data, layers=[n for n in observed_layers(compiled) if n not in given])
     betas = default_schedule() if schedule is None else np.asarray(schedule, dtype=np.float64)
     if betas[0] != 0 or betas[-1] != 1 or np.any(np.diff(betas) <= 0):
         raise DSLError("an AIS schedule rises strictly from 0 to 1")
     bases = base_model(compiled, data)
     xp, dtype = compiled.xp, compiled.dtype
     rng = np.random.default_rng(seed)
-    state = base_draws(compiled, bases, runs, rng)
+    rows = len(next(iter(given.values()))) if given else 1
+    state = base_draws(compiled, bases, rows * runs, rng)
+    state.update({k: xp.asarray(np.repeat(v, runs, axis=0), dtype=dtype) for k, v in given.items()})
     log_z_base = _log_partition(compiled, bases)
     log_z_base -= float(_host(compiled.module.free_energy(compiled.params, state, 0.0,
                                                           precision_offsets=_annealed(compiled, bases, 0.0)))[0])
     order = [n for n in sweep_order(compiled) if n in compiled.kept or n in compiled.marginalised]
-    log_w = np.zeros(runs)
+    log_w = np.zeros(rows * runs)
     pair = xp.zeros(2, dtype=dtype)
     sampler = rng if xp is np else compiled.random(seed)  # the generated samplers draw on the backend's device
     for k in tqdm(range(1, len(betas)), desc="AIS", unit="beta", disable=not progress, mininterval=1.0):
@@ -150,7 +167,35 @@ def ais(compiled, data, runs: int = 100, schedule=None, seed: int = 0, progress:
         difference = (free[0] - free[1]) + (1 - previous) * base - (1 - current) * base
         log_w += np.asarray(_host(difference), dtype=np.float64)
         _transition(compiled, state, order, bases, float(current), sampler, shared)  # a Python float: float32 stays
-    return _estimate(log_w, log_z_base, len(betas) - 1)
+    if not given:
+        return _estimate(log_w, log_z_base, len(betas) - 1)
+    return _row_estimates([_estimate(w, log_z_base, len(betas) - 1) for w in log_w.reshape(rows, runs)])
+
+
+def _inputs(compiled, inputs: dict | None) -> dict:
+    """The input layers' rows of a conditional model (checked), or {} for a model without input layers."""
+    names = [n for n, info in compiled.layers.items() if info["role"] == "input"]
+    if not names:
+        if inputs:
+            raise DSLError(f"model {compiled.model.name} has no input layers; inputs= is for conditional models")
+        return {}
+    if inputs is None or any(n not in inputs for n in names):
+        raise DSLError(f"model {compiled.model.name} is conditional on {', '.join(names)}: give inputs=")
+    given = {n: np.asarray(inputs[n], dtype=np.float64) for n in names}
+    for name, values in given.items():
+        shape = tuple(compiled.layers[name]["shape"])
+        if values.ndim != len(shape) + 1 or values.shape[1:] != shape or not np.all(np.isfinite(values)):
+            raise DSLError(f"inputs[{name!r}] must be finite rows of shape {shape}, got shape {values.shape}")
+    if len({len(v) for v in given.values()}) != 1:
+        raise DSLError("every input layer needs the same number of rows")
+    return given
+
+
+def _row_estimates(estimates: list) -> AISEstimate:
+    """One AISEstimate whose fields are arrays, one entry per input row."""
+    return AISEstimate(*(np.array([getattr(e, f) for e in estimates]) for f in
+                         ("log_z", "log_z_low", "log_z_high", "log_weights", "log_z_base")),
+                       estimates[0].distributions)
 
 
 def shared_fields(compiled, state: dict, order) -> dict:

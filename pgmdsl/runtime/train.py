@@ -57,9 +57,9 @@ def observed_layers(compiled) -> list[str]:
     return [n for n, info in compiled.layers.items() if info["role"] in ("visible", "input")]
 
 
-def as_data(compiled, data) -> dict[str, np.ndarray]:
-    """Training data as a dict of host arrays, one per observed layer, rows first."""
-    observed = observed_layers(compiled)
+def as_data(compiled, data, layers=None) -> dict[str, np.ndarray]:
+    """Training data as a dict of host arrays, one per observed layer (or per layer of `layers`), rows first."""
+    observed = observed_layers(compiled) if layers is None else list(layers)
     if not isinstance(data, dict):
         if len(observed) != 1:
             raise DSLError(f"model {compiled.model.name} observes {', '.join(observed)}: pass data as a dict of arrays")
@@ -81,7 +81,7 @@ def as_data(compiled, data) -> dict[str, np.ndarray]:
     rows = {len(a) for a in result.values()}
     if len(rows) != 1:
         raise DSLError("the data's layers have different numbers of rows")
-    extra = sorted(set(data) - set(observed))
+    extra = sorted(set(data) - set(observed_layers(compiled)))
     if extra:
         raise DSLError(f"the data has layers the model does not observe: {', '.join(extra)}")
     return result
