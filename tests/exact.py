@@ -22,6 +22,7 @@ SMALLEST_SIZES = {
     "dbm": dict(nv=3, n1=2, n2=2),
     "class_rbm": dict(nx=3, ny=3, nh=2),
     "crbm": dict(nv=3, nh=2, order=2),
+    "relu_rbm": dict(nv=3, nh=2),
 }
 
 # ---- hand-written energies (one per standard-library model) ----
@@ -81,7 +82,12 @@ def crbm(p, s):
             - np.einsum("bj,tpj,btp->b", h, p["B"], past) - np.einsum("bi,ij,bj->b", v, p["W"], h) - h @ p["b"])
 
 
-ENERGIES = {f.__name__: f for f in (rbm, gbrbm, mcrbm, conv_rbm, bm, dbm, class_rbm, crbm)}
+def relu_rbm(p, s):
+    v, h = s["v"], s["h"]
+    return (np.exp(p["log_gamma"]) * h**2).sum(1) / 2 - v @ p["a"] - h @ p["b"] - np.einsum("bi,ij,bj->b", v, p["W"], h)
+
+
+ENERGIES = {f.__name__: f for f in (rbm, gbrbm, mcrbm, conv_rbm, bm, dbm, class_rbm, crbm, relu_rbm)}
 
 
 # ---- enumeration ----

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 import pgmdsl
-from pgmdsl import resources
+from pgmdsl import resources, units
+from pgmdsl.codegen import backends
 from pgmdsl.codegen.load import load_module
 from pgmdsl.compiler import generate_source
 from pgmdsl.runtime import gpu
@@ -66,15 +67,10 @@ def random_state(c, rows, rng):
         if info["role"] == "pooled":
             continue
         shape = (rows,) + tuple(info["shape"])
-        unit = info["unit"]
-        if unit == "binary":
-            state[name] = rng.integers(0, 2, shape).astype(float)
-        elif unit == "spin":
-            state[name] = rng.choice([-1.0, 1.0], shape)
-        elif unit == "onehot":
-            state[name] = np.eye(shape[-1])[rng.integers(0, shape[-1], shape[:-1])]
-        else:  # gaussian units and observed inputs
+        if info["role"] == "input":
             state[name] = rng.normal(size=shape)
+        else:  # a random state of the unit type (uniform over discrete values, normal or half-normal)
+            state[name] = np.asarray(units.get(info["unit"]).initial(shape, rng, np), dtype=float)
     return state
 
 
@@ -162,6 +158,13 @@ def fake_cupy():
 def cupy_on_cpu(monkeypatch):
     monkeypatch.delenv("PGMDSL_CUPY_STANDIN", raising=False)
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy())
+    import scipy.special  # cupyx.scipy.special's functions take and give arrays as scipy's do
+
+    for name, module in (("cupyx", types.ModuleType("cupyx")), ("cupyx.scipy", types.ModuleType("cupyx.scipy")),
+                         ("cupyx.scipy.special", scipy.special)):
+        monkeypatch.setitem(sys.modules, name, module)
+    sys.modules["cupyx"].scipy = sys.modules["cupyx.scipy"]
+    sys.modules["cupyx.scipy"].special = scipy.special
     monkeypatch.setattr(CpuElementwiseKernel, "calls", [])
 
 
@@ -214,6 +217,12 @@ def statements(source):
     return [ast.dump(node) for node in ast.parse(source).body]
 
 
+def without_unit_modules(rest: list, backend: str) -> list:
+    """The statements but the imports of the modules a unit type's helpers use (each backend names its own)."""
+    imports = set(statements("\n".join(backends.backend(backend).modules.values())))
+    return [statement for statement in rest if statement not in imports]
+
+
 @pytest.mark.parametrize("name", SIZES)
 def test_cupy_source_is_numpy_source_with_its_array_module_and_fused_prelude(name):
     numpy_source = generate_source(model(name), "numpy", "float64")
@@ -231,7 +240,8 @@ def test_cupy_source_is_numpy_source_with_its_array_module_and_fused_prelude(nam
     assert [ast.unparse(node) for node in cupy_module[1:3]] == [
         "from pgmdsl.runtime.gpu import array_module", "xp = array_module()"]
     # the rest: DTYPE, the NumPy prelude, (the fused prelude,) then the model's functions, statement by statement
-    numpy_rest, cupy_rest = statements(numpy_source)[2:], statements(cupy_source)[3:]
+    numpy_rest = without_unit_modules(statements(numpy_source)[2:], "numpy")
+    cupy_rest = without_unit_modules(statements(cupy_source)[3:], "cupy")
     split = 1 + len(prelude)
     assert numpy_rest[1:split] == prelude
     assert cupy_rest == numpy_rest[:split] + fused + numpy_rest[split:]

@@ -153,6 +153,7 @@ STANDARD_REASONS = {
     "dbm": "the observed layers are not one colour class",
     "class_rbm": None,
     "crbm": "layer 'past' is input, not visible or hidden",
+    "relu_rbm": "layer 'h' has relu units",
 }
 
 

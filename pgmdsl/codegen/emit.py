@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .. import __version__, resources, units
 from ..errors import DSLUnsupportedError
-from ..symbolic.kernels import Derivation, LayerKernel, Program
+from ..symbolic.kernels import Covariance, Derivation, LayerKernel, Program
 from .backends import Backend
 from .text import docstring_text
 from .writer import FunctionWriter
@@ -65,7 +65,7 @@ class ModuleEmitter:
         used: list = []
         for layer in self.model.layers:
             unit = units.get(layer.unit) if layer.unit else None
-            if unit is not None and unit.helpers and unit not in used:
+            if unit is not None and unit.helpers and unit.helpers not in [u.helpers for u in used]:
                 used.append(unit)
         if not used:
             return ""
@@ -111,8 +111,28 @@ class ModuleEmitter:
 
     def _program(self, writer: FunctionWriter, program: Program, target: str, weights=None, comments=True) -> None:
         for temp in program.temps:
-            writer.compute(temp)
+            if isinstance(temp, Covariance):
+                self._covariance(writer, temp)
+            else:
+                writer.compute(temp)
         writer.accumulate(target, program.parts, weights, comments=comments)
+
+    def _covariance(self, writer: FunctionWriter, temp: Covariance) -> None:
+        """Cov[L | rest] of a summed-out quadratic layer, one per row: the unit's variance or the inverse precision."""
+        if temp.name in writer.computed:
+            return
+        writer.computed.add(temp.name)
+        writer.taken.add(temp.name)
+        writer.comment(temp.comment)
+        if temp.joint:
+            value = f"xp.linalg.inv(precision_{temp.layer}(p, s))"
+            if temp.diagonal:
+                value = f"xp.diagonal({value}, axis1=-2, axis2=-1)"
+            value = f"xp.reshape({value}, (-1,) + {temp.shape})"
+        else:
+            unit = units.get(self.model.layer(temp.layer).unit)
+            value = unit.variance.format(f=f"field_{temp.layer}(p, s)", q=f"precision_{temp.layer}(p, s)")
+        writer.line(f"{temp.name} = xp.broadcast_to({value}, (batch_size(s),) + {temp.shape})")
 
     # ---- energy and free energy ----
     def _energy(self) -> None:
@@ -145,6 +165,12 @@ class ModuleEmitter:
         target = writer.name("free")
         writer.accumulate(target, marginalisation.kept_energy, comments=True)
         writer.line(f"{target} = beta[..., None] * {target}")
+        for name in marginalisation.kept:  # p(x) ∝ measure(x) exp(-E): untempered, AIS's base shares it
+            layer, unit = self.model.layer(name), units.get(self.model.layer(name).unit)
+            if layer.role != "input" and unit is not None and unit.log_measure:
+                writer.comment(f"{name} kept: minus the log of its base measure")
+                measure = unit.log_measure.format(x=f"s[{name!r}]")
+                writer.line(f"{target} = {target} - xp.sum({measure}, axis={tuple(range(-len(layer.shape), 0))})")
         for name in marginalisation.summed:
             kernel = d.layers[name]
             layer = self.model.layer(name)

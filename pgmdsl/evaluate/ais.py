@@ -21,6 +21,7 @@ from .. import units
 from ..errors import DSLError, DSLUnsupportedError
 from ..runtime.sampling import sweep_order
 from ..runtime.gpu import to_host as _host
+from .bound import log_measure
 
 
 def default_schedule() -> np.ndarray:
@@ -153,6 +154,7 @@ def ais(compiled, data, runs: int = 100, schedule=None, seed: int = 0, progress:
     log_z_base = _log_partition(compiled, bases)
     log_z_base -= float(_host(compiled.module.free_energy(compiled.params, state, 0.0,
                                                           precision_offsets=_annealed(compiled, bases, 0.0)))[0])
+    log_z_base -= float(np.atleast_1d(log_measure(compiled, state, {}))[0])  # F at beta 0 holds -log measure(x)
     order = [n for n in sweep_order(compiled) if n in compiled.kept or n in compiled.marginalised]
     log_w = np.zeros(rows * runs)
     pair = xp.zeros(2, dtype=dtype)

@@ -2,7 +2,8 @@
 
 PL(v) = sum over units i of log p(v_i | v_-i). For a binary (or spin) unit,
 log p(v_i | v_-i) = -log(1 + exp(F(v) - F(v with unit i flipped))), with F the
-free energy; a one-hot group compares all its K values. This is exact, unlike
+free energy; a one-hot group compares all its K values, a unit of more values
+(binomial counts 0..n) all of them (F holds their base measure). This is exact, unlike
 scikit-learn's BernoulliRBM.score_samples, which flips one random unit per
 row and multiplies by the number of units (an unbiased but noisy estimate of
 the same sum).
@@ -42,6 +43,15 @@ def pseudo_log_likelihood(compiled, data, chunk: int = 4096) -> np.ndarray:
                 flipped[:, unit] = low + high - flipped[:, unit]
                 other = _free(compiled, {**data, name: flipped.reshape(values.shape)})
                 total -= np.logaddexp(0, free - other)
+        elif unit_type.values is not None:  # more values (binomial counts): every value of the unit, each a free energy
+            flat = values.reshape(len(values), -1)
+            for unit in range(flat.shape[1]):
+                alternatives = []
+                for value in unit_type.values:
+                    changed = flat.copy()
+                    changed[:, unit] = value
+                    alternatives.append(-_free(compiled, {**data, name: changed.reshape(values.shape)}))
+                total += -free - logsumexp(np.array(alternatives), axis=0)
         elif unit_type.event_axes:
             groups = values.reshape(len(values), -1, values.shape[-1])
             for group in range(groups.shape[1]):

@@ -32,6 +32,7 @@ from ..runtime.gpu import to_host
 from ..runtime.sampling import sweep_order
 from .ais import _annealed, _base_energy, _log_partition, _transition, base_model, default_schedule, shared_fields
 from ..runtime.numerics import logsumexp
+from .bound import log_measure
 
 
 @dataclass
@@ -102,5 +103,6 @@ def raise_log_likelihood(compiled, data, base=None, runs: int = 100, schedule=No
     # log p_0(v_0): the base model's observed units are independent (at beta = 0 the summed-out layers add
     # the same constant to log f_0 and to its log Z, so they cancel)
     log_w += np.asarray(to_host(-base_energy), dtype=np.float64) - log_z_base
+    log_w += log_measure(compiled, state, {})  # p_0 ∝ measure(v_0) exp(-E_A(v_0)) (binomial's C(n, v_0))
     weights = log_w.reshape(count, runs)
     return RAISEEstimate(logsumexp(weights, axis=1) - np.log(runs), weights, len(betas) - 1)

@@ -112,11 +112,21 @@ class Pooling:
 
 
 @dataclass(frozen=True)
+class UnitSpec:
+    """A layer's unit type as written: a name (`binary`) or a family with arguments (`binomial(4)`)."""
+
+    name: str
+    args: tuple[Expr, ...] | None  # None: a plain name, no parentheses
+    name_span: SourceSpan
+    span: SourceSpan  # the whole spec, arguments included
+
+
+@dataclass(frozen=True)
 class LayerDef:
     role: str  # visible | hidden | input
     name: Identifier
     shape: tuple[Expr, ...]
-    unit: Identifier | None
+    unit: UnitSpec | None
     pooling: Pooling | None
     span: SourceSpan
 

@@ -75,8 +75,16 @@ class ToAst(Transformer):
 
     def layer_def(self, meta, children):
         role, name, shape, unit, pooling = children
-        unit_ident = self._ident(unit) if unit is not None else None
-        return ast.LayerDef(role, self._ident(name), shape, unit_ident, pooling, self._span(meta))
+        return ast.LayerDef(role, self._ident(name), shape, unit, pooling, self._span(meta))
+
+    def unit_name(self, meta, children):
+        ident = self._ident(children[0])
+        return ast.UnitSpec(ident.name, None, ident.span, ident.span)
+
+    def unit_family(self, meta, children):
+        ident = self._ident(children[0])
+        args = tuple(a for a in children[1:] if a is not None)
+        return ast.UnitSpec(ident.name, args, ident.span, self._span(meta))
 
     def role(self, meta, children):
         return str(children[0])

@@ -18,6 +18,7 @@ from .initializers import build_initializer, check_constraints
 from .model import EnergyTerm, Layer, Let, ModelIR, Pooling
 from .names import check_identifier, suggestion
 from .summands import Piece, SummandBuilder, split
+from .unit_types import known_units, unit_name
 
 
 class ModelScope:
@@ -334,16 +335,11 @@ def _shape(exprs: tuple[ast.Expr, ...], scope: ModelScope, owner: str) -> tuple[
 def _add_layer(layer_def: ast.LayerDef, scope: ModelScope) -> None:
     name = layer_def.name.name
     shape = _shape(layer_def.shape, scope, name)
-    unit = layer_def.unit.name if layer_def.unit else None
+    unit = unit_name(layer_def.unit, scope.sizes, scope.describe) if layer_def.unit else None
     if unit is None and layer_def.role != "input":
         raise DSLError(
-            f"{layer_def.role} layer '{name}' needs a unit type ({', '.join(units.names())})",
+            f"{layer_def.role} layer '{name}' needs a unit type ({known_units()})",
             layer_def.name.span,
-        )
-    if unit is not None and units.get(unit) is None:
-        raise DSLError(
-            f"unknown unit type '{unit}' (known: {', '.join(units.names())}){suggestion(unit, units.names())}",
-            layer_def.unit.span,
         )
     pooling = _pooling(layer_def, shape, unit, scope) if layer_def.pooling else None
     scope.layers[name] = Layer(name, layer_def.role, unit, shape, layer_def.name.span, pooling)

@@ -45,10 +45,31 @@ class Compute:
 
 
 @dataclass
+class Covariance:
+    """Cov[layer | rest] of a summed-out quadratic layer, which no reduction computes: the code generator writes it.
+
+    diagonal: each unit's variance, shaped like the layer (the unit type's
+    `variance` of its field and precision; for units coupled through the
+    precision, the diagonal of the inverse precision matrix); otherwise the
+    inverse precision matrix, shaped layer shape + layer shape (joint layers
+    only). Always batched: one per row, so that its statistics are weighted
+    by the rows' weights even where the precision depends on no layer.
+    """
+
+    name: str
+    layer: str
+    shape: tuple[int, ...]
+    diagonal: bool
+    joint: bool  # the layer's units are coupled through its precision (a full matrix per row)
+    comment: str = ""
+    batched: bool = True
+
+
+@dataclass
 class Program:
     """Computes in order, then the sum of `parts` as the result."""
 
-    temps: list[Compute] = field(default_factory=list)
+    temps: list[Compute | Covariance] = field(default_factory=list)
     parts: list[Reduction] = field(default_factory=list)
 
     def extend(self, other: "Program") -> None:
@@ -98,7 +119,8 @@ class Derivation:
     energy: list[Reduction]
     layers: dict[str, LayerKernel]
     marginalisations: list[Marginalisation]  # the first is the default free energy
-    statistics: dict[str, Program]  # -dE/dtheta, weighted sums over the batch
+    statistics: dict[str, Program]  # E[-dE/dtheta | kept layers], weighted sums over the batch, given a state whose
+    # marginalised layers are at their conditional means (the second moments of quadratic ones are added here)
 
     @property
     def kept(self) -> tuple[str, ...]:

@@ -7,7 +7,9 @@ calls, so a user's type in their own Python file is as good as ours.
 
 from __future__ import annotations
 
+from . import families
 from .base import UnitType
+from .families import register_family
 
 _REGISTRY: dict[str, UnitType] = {}
 
@@ -26,14 +28,18 @@ def register(unit: UnitType, name: str | None = None) -> UnitType:
 
 
 def get(name: str) -> UnitType | None:
-    """The unit type registered as `name`, or None."""
-    return _REGISTRY.get(name)
+    """The unit type registered as `name`, the instance a family makes for a canonical 'family(args)'
+    ('binomial(4)': units.families), or None."""
+    unit = _REGISTRY.get(name)
+    if unit is None and isinstance(name, str) and "(" in name:
+        return families.lookup(name)
+    return unit
 
 
 def names() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
-from . import binary, spin, gaussian, onehot, relu  # noqa: E402,F401  (the built-in types register themselves)
+from . import binary, spin, gaussian, onehot, relu, binomial, truncexp  # noqa: E402,F401  (the built-in types register themselves)
 
-__all__ = ["UnitType", "get", "names", "register"]
+__all__ = ["UnitType", "get", "names", "register", "register_family"]

@@ -35,7 +35,7 @@ class Base:
 @dataclass(frozen=True)
 class UnitType:
     """A unit type. Code templates are Python over the generated module's names: {f} the field, {q} the
-    precision (quadratic types), {m} the conditional mean where it is already computed.
+    precision (quadratic types), {m} the conditional mean where it is already computed, {x} a layer's values.
 
     energy_form: "linear" (the energy is linear in each unit: discrete types)
       or "quadratic" (a positive squared term and a linear one: Gaussian-like).
@@ -64,6 +64,7 @@ class UnitType:
     joint: bool = False  # quadratic units coupled to each other are drawn jointly (one multivariate Gaussian per row)
     helpers: str = ""  # Python functions the templates call, emitted into the generated module (over xp, DTYPE, modules)
     modules: tuple[str, ...] = ()  # backend modules the helpers use, by the name a backend manifest gives them ("special")
+    log_measure: str = ""  # log of the base measure of a value {x} (p(x) ∝ measure(x) exp(-E)): binomial's log C(n, x); "" when 1
 
     @property
     def quadratic(self) -> bool:
@@ -113,6 +114,14 @@ class UnitType:
         low, high = self._two_values()
         p = np.clip((mean - low) / (high - low), 1e-12, 1 - 1e-12)
         return -np.sum(p * np.log(p) + (1 - p) * np.log(1 - p), axis=axes)
+
+    def log_measure_of(self, values: np.ndarray) -> np.ndarray:
+        """log of the base measure (template `log_measure`) of each row of `values` (rows first), summed per row."""
+        return np.zeros(len(values))
+
+    def expected_log_measure(self, mean: np.ndarray) -> np.ndarray:
+        """E[log measure] per row under the factorised units with conditional means `mean` (the mean-field bound)."""
+        return np.zeros(len(mean))
 
     def base_field(self, values: np.ndarray) -> np.ndarray:
         """The field of independent units matching the data's marginals, smoothed as in Salakhutdinov's code.
