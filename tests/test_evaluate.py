@@ -176,33 +176,8 @@ def test_ais_refuses_bad_schedules():
         ais(c, np.zeros((3, 4)), schedule=[0, 0.5, 0.4, 1])
 
 
-RELU_RBM = """
-model relu_rbm(nv: int = 3, nh: int = 2)
-visible v[nv]: {visible}
-hidden  h[nh]: {hidden}
-param W[nv, nh] ~ normal(0, 0.5)
-param a[nv] = 0
-param b[nh] = 0
-param log_g[nh] = 0
-energy:
-    curvature: exp(log_g[j]) * h[j]^2 / 2
-    containment: {containment}
-    bias: -a[i]*v[i] - b[j]*h[j]
-    interaction: -v[i]*W[i,j]*h[j]
-"""
-
-
-def relu_model(visible, hidden, containment="0", seed=0, scale=0.6):
-    text = RELU_RBM.format(visible=visible, hidden=hidden, containment=containment)
-    c = pgmdsl.parse(text, filename="relu_rbm.dgm").compile(dtype="float64")
-    rng = np.random.default_rng(seed)
-    for param in c.model.params:
-        c.params[param.name] = rng.normal(0, scale, param.shape)
-    return c
-
-
 def relu_log_z_by_quadrature(c):
-    """Binary v enumerated, each rectified hidden unit integrated over [0, inf) (independent given v)."""
+    """relu_rbm: binary v enumerated, each rectified hidden unit integrated over [0, inf) (independent given v)."""
     from scipy import integrate
 
     p = {k: np.asarray(v) for k, v in c.params.items()}
@@ -210,7 +185,7 @@ def relu_log_z_by_quadrature(c):
     for v in exact.layer_states(c.layers["v"]):
         log = v @ p["a"]
         for j in range(len(p["b"])):
-            g, f = np.exp(p["log_g"][j]), p["b"][j] + v @ p["W"][:, j]
+            g, f = np.exp(p["log_gamma"][j]), p["b"][j] + v @ p["W"][:, j]
             log += np.log(integrate.quad(lambda h: np.exp(f * h - g * h * h / 2), 0, np.inf, epsrel=1e-12)[0])
         logs.append(log)
     return logsumexp(logs)
@@ -223,7 +198,7 @@ def test_ais_is_within_005_nats_on_real_valued_models(seed):
     rng = np.random.default_rng(seed)
     cases = [(compiled("gbrbm", dict(nv=3, nh=4), scale=0.8, seed=seed), rng.normal(0.5, 2.0, (400, 3))),
              (compiled("mcrbm", dict(nv=3, nm=2, nc=2), scale=0.8, seed=seed), rng.normal(0, 1.0, (400, 3))),
-             (relu_model("binary", "relu", seed=seed, scale=0.8), (rng.random((400, 3)) < 0.3) * 1.0)]
+             (compiled("relu_rbm", dict(nv=3, nh=2), scale=0.8, seed=seed), (rng.random((400, 3)) < 0.3) * 1.0)]
     for c, data in cases:
         estimate = ais(c, data, runs=200, schedule=np.linspace(0, 1, 2001), seed=seed, progress=False)
         assert abs(estimate.log_z - exact_log_z(c)) < 0.05, c.model.name
@@ -262,16 +237,20 @@ def test_ais_anneals_rectified_visible_units_from_a_fitted_base():
     """relu visible units kept (a base fitted to the data's moments, truncated at 0), binary hidden summed."""
     from scipy import integrate
 
-    text = RELU_RBM.format(visible="relu", hidden="binary", containment="v[i]^2 / 2").replace(
-        "exp(log_g[j]) * h[j]^2 / 2", "exp(log_g[j]) * h[j]")
-    c = pgmdsl.parse(text, filename="relu_visible.dgm").compile(dtype="float64")
+    c = pgmdsl.parse("""model relu_visible(nv: int = 3, nh: int = 2)
+visible v[nv]: relu
+hidden  h[nh]: binary
+param W[nv, nh] ~ normal(0, 0.5)
+param a[nv] = 0
+param b[nh] = 0
+energy = v[i]^2 / 2 - a[i]*v[i] - b[j]*h[j] - v[i]*W[i,j]*h[j]""", filename="relu_visible.dgm").compile(dtype="float64")
     rng = np.random.default_rng(3)
     for param in c.model.params:
         c.params[param.name] = rng.normal(0, 0.8, param.shape)
     p = {k: np.asarray(v) for k, v in c.params.items()}
     logs = []  # the visible units are independent given h: one integral each
     for h in exact.layer_states(c.layers["h"]):
-        log = h @ (p["b"] - np.exp(p["log_g"]))
+        log = h @ p["b"]
         for i in range(3):
             f = p["a"][i] + p["W"][i] @ h
             log += np.log(integrate.quad(lambda x: np.exp(f * x - x * x / 2), 0, np.inf, epsrel=1e-12)[0])
