@@ -23,6 +23,7 @@ SMALLEST_SIZES = {
     "class_rbm": dict(nx=3, ny=3, nh=2),
     "crbm": dict(nv=3, nh=2, order=2),
     "relu_rbm": dict(nv=3, nh=2),
+    "structured_crbm": dict(nx=2, ny=3, nh=2),
 }
 
 # ---- hand-written energies (one per standard-library model) ----
@@ -78,8 +79,10 @@ def class_rbm(p, s):
 
 def crbm(p, s):
     v, h, past = s["v"], s["h"], s["past"]
-    return (((v - p["a"]) ** 2).sum(1) / 2 - np.einsum("bi,tpi,btp->b", v, p["A"], past)
-            - np.einsum("bj,tpj,btp->b", h, p["B"], past) - np.einsum("bi,ij,bj->b", v, p["W"], h) - h @ p["b"])
+    sigma = np.exp(p["log_sigma"])
+    return ((((v - p["a"]) / sigma) ** 2).sum(1) / 2 - np.einsum("bi,tpi,btp->b", v / sigma, p["A"], past)
+            - np.einsum("bj,tpj,btp->b", h, p["B"], past) - np.einsum("bi,ij,bj->b", v / sigma, p["W"], h)
+            - h @ p["b"])
 
 
 def relu_rbm(p, s):
@@ -87,7 +90,13 @@ def relu_rbm(p, s):
     return (np.exp(p["log_gamma"]) * h**2).sum(1) / 2 - v @ p["a"] - h @ p["b"] - np.einsum("bi,ij,bj->b", v, p["W"], h)
 
 
-ENERGIES = {f.__name__: f for f in (rbm, gbrbm, mcrbm, conv_rbm, bm, dbm, class_rbm, crbm, relu_rbm)}
+def structured_crbm(p, s):
+    x, y, h = s["x"], s["y"], s["h"]
+    return (-np.einsum("bi,ij,bj->b", y, p["W"], h) - y @ p["b"] - np.einsum("bk,ki,bi->b", x, p["V"], y)
+            - h @ p["c"] - np.einsum("bk,kj,bj->b", x, p["U"], h))
+
+
+ENERGIES = {f.__name__: f for f in (rbm, gbrbm, mcrbm, conv_rbm, bm, dbm, class_rbm, crbm, relu_rbm, structured_crbm)}
 
 
 # ---- enumeration ----

@@ -22,6 +22,7 @@ import exact
 
 TINY = {
     "relu_rbm": dict(nv=3, nh=2),
+    "structured_crbm": dict(nx=2, ny=3, nh=2),
     "rbm": dict(nv=4, nh=3),
     "gbrbm": dict(nv=3, nh=3),
     "mcrbm": dict(nv=3, nm=2, nc=3),

@@ -154,6 +154,7 @@ STANDARD_REASONS = {
     "class_rbm": None,
     "crbm": "layer 'past' is input, not visible or hidden",
     "relu_rbm": "layer 'h' has relu units",
+    "structured_crbm": "layer 'x' is input, not visible or hidden",
 }
 
 

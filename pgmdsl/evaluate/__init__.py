@@ -13,7 +13,7 @@ RBMs (p(label | rest) by enumeration).
 from ..runtime.train import reconstruction_error
 from .ais import AISEstimate, ais, default_schedule
 from .bound import lower_bound, mean_field
-from .conditional import conditional_log_likelihood
+from .conditional import conditional_log_likelihood, persistence_error, prediction_error
 from .exact import exact_log_likelihood, exact_log_z, log_likelihood
 from ..runtime.labels import label_accuracy, label_log_likelihood, label_log_probabilities, label_metrics, predict_labels
 from .pseudo import free_energy_gap, pseudo_log_likelihood
@@ -22,5 +22,5 @@ from .reverse import RAISEEstimate, raise_log_likelihood
 __all__ = [
     "AISEstimate", "ais", "conditional_log_likelihood", "default_schedule", "exact_log_likelihood", "exact_log_z", "free_energy_gap", "label_accuracy",
     "label_log_likelihood", "label_log_probabilities", "label_metrics", "log_likelihood", "lower_bound", "mean_field", "predict_labels",
-    "pseudo_log_likelihood", "RAISEEstimate", "raise_log_likelihood", "reconstruction_error",
+    "persistence_error", "prediction_error", "pseudo_log_likelihood", "RAISEEstimate", "raise_log_likelihood", "reconstruction_error",
 ]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DSLError
+from ..runtime.gpu import to_host
+from ..runtime.sequences import predict, sequence_layers
 from ..runtime.states import log2_count
 from .ais import ais
 from .exact import MAX_STATES, cheapest, exact_log_z, log_likelihood
@@ -43,3 +45,22 @@ def conditional_log_likelihood(compiled, data: dict, runs: int = 100, schedule=N
         log_z = ais(compiled, observed, runs=runs, schedule=schedule, seed=seed, progress=progress,
                     inputs=inputs).log_z
     return log_likelihood(compiled, data, log_z)
+
+
+def prediction_error(compiled, data: dict, gibbs_steps: int = 30, seed: int = 0) -> np.ndarray:
+    """One-step prediction error of a sequence model, per row: the mean squared difference between each window's
+    frame and the frame predicted from its past by the generation step (runtime.sequences.predict: Gibbs with
+    the past clamped, the visible mean). Compare with repeating the last frame, `persistence_error`."""
+    past, frame = sequence_layers(compiled)
+    if past not in data or frame not in data:
+        raise DSLError(f"prediction_error needs windows: a dict with '{past}' and '{frame}' (Compiled.windows)")
+    predicted = np.asarray(to_host(predict(compiled, data[past], gibbs_steps, rng=compiled.random(seed))))
+    difference = predicted - np.asarray(data[frame])
+    return (difference ** 2).reshape(len(difference), -1).mean(1)
+
+
+def persistence_error(compiled, data: dict) -> np.ndarray:
+    """The same error for the naive forecast "the next frame is the last one": the baseline to beat."""
+    past, frame = sequence_layers(compiled)
+    difference = np.asarray(data[past])[:, 0] - np.asarray(data[frame])
+    return (difference ** 2).reshape(len(difference), -1).mean(1)

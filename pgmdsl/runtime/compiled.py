@@ -220,6 +220,20 @@ class Compiled:
                     state[name] = self.xp.where(known, values, state[name])
         return state[layer]
 
+    def windows(self, sequences) -> dict:
+        """(past, frame) training windows of a sequence model from one sequence (T, ...), several (S, T, ...)
+        or a list of sequences of any lengths (runtime.sequences)."""
+        from .sequences import windows
+
+        return windows(self, sequences)
+
+    def generate(self, n_frames: int, seed_frames, gibbs_steps: int = 30, mean_field: bool = True, seed: int = 0):
+        """n_frames new frames after seed_frames, each fed back as the newest past frame (Taylor et al.'s
+        generation: alternating Gibbs with the past clamped, the visible mean as the frame unless mean_field=False)."""
+        from .sequences import generate
+
+        return generate(self, n_frames, seed_frames, gibbs_steps=gibbs_steps, mean_field=mean_field, seed=seed)
+
     def _rows(self, layer: str, value, n: int):
         """A layer's values for n chains: one row is repeated, n rows are taken as they are."""
         if layer not in self.layers:

@@ -60,6 +60,35 @@ def bars_and_stripes(size: int = 4, duplicates: bool = True) -> np.ndarray:
     return images.astype(np.float64)
 
 
+def oscillators(sequences: int = 8, frames: int = 400, channels: int = 6, noise: float = 0.05,
+                seed: int = 0) -> np.ndarray:
+    """Multichannel sequences made by code, (sequences, frames, channels): a stand-in for motion capture.
+
+    Each sequence is a periodic motion: two oscillators with
+    periods of 20 and 50 frames (a random phase and amplitude per sequence)
+    mixed into `channels` channels by one fixed random matrix, plus a
+    non-linear channel coupling (tanh of the mix) and Gaussian noise of
+    standard deviation `noise`, standardised per channel over all sequences.
+    The period of 20 frames dominates the spectrum summed over channels.
+    """
+    for name, value, low in (("sequences", sequences, 1), ("frames", frames, 2), ("channels", channels, 1)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+            raise DataError(f"oscillators: {name} must be an integer >= {low}, got {value!r}")
+    check_budget(f"{sequences} x {frames} x {channels} oscillator frames", sequences * frames * channels * 8 * 4,
+                 "ask for fewer frames", DataError)
+    rng = np.random.default_rng(seed)
+    mixing = rng.normal(0, 1, (2, channels))
+    mixing[1] *= 0.25  # the fast oscillator dominates
+    t = np.arange(frames)
+    phase = rng.uniform(0, 2 * np.pi, (sequences, 2, 1))
+    amplitude = rng.uniform(0.8, 1.2, (sequences, 2, 1))
+    waves = amplitude * np.sin(2 * np.pi * t / np.array([20.0, 50.0])[:, None] + phase)  # (S, 2, T)
+    mixed = np.einsum("skt,kc->stc", waves, mixing)
+    rows = np.tanh(0.5 * mixed) * 2 + noise * rng.standard_normal(mixed.shape)
+    flat = rows.reshape(-1, channels)
+    return (rows - flat.mean(0)) / flat.std(0)
+
+
 # IDX element types: code -> big-endian numpy dtype (LeCun's MNIST page).
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
