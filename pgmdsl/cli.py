@@ -98,11 +98,12 @@ def train_command(args) -> int:
     if run_dir.exists() and not run_dir.is_dir():
         raise DSLError(f"-o {run_dir}: exists and is not a directory")
     sizes = _sizes(args.set)
-    options = dict(method=args.method, k=args.k, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+    named = load(args.model, **sizes)  # an unknown model or a bad --set is reported before the data is read
+    lr = args.lr if args.lr is not None else runs.default_lr(named)
+    options = dict(method=args.method, k=args.k, epochs=args.epochs, lr=lr, batch_size=args.batch_size,
                    seed=args.seed, momentum=args.momentum, weight_decay=args.weight_decay, objective=args.objective,
                    labels=args.labels, generative_weight=args.generative_weight)
-    training_options(**options)  # bad options, an unknown model or a bad --set are reported before the data is read
-    load(args.model, **sizes)
+    training_options(**options)  # so are bad options
     data = load_data(args.data, dtype=args.dtype)
     model, note = runs.fit_visible(args.model, sizes, data.shape[1], labels=args.labels)
     if note:
@@ -117,15 +118,27 @@ def train_command(args) -> int:
         options["batch_size"] = rows
     compiled = model.compile(dtype=args.dtype, seed=args.seed)
     check_options(args.ais_runs, args.ais_distributions, args.raise_runs, args.raise_rows, compiled)
+    train = as_data(compiled, train)
+    validation = as_data(compiled, validation) if validation is not None else None
+    compiled.standardization = _standardization(args, compiled, train, resume)
+    if compiled.standardization is not None:
+        train, validation = (compiled.standardization.apply(part) if part is not None else None
+                             for part in (train, validation))
     for part in (train, validation):  # fit checks them too, but only after the run directory is made
         if part is not None:
-            check_support(compiled, as_data(compiled, part))
+            check_support(compiled, part)
     run_dir.mkdir(parents=True, exist_ok=True)
     shape = ", ".join(f"{k}={v}" for k, v in model.arguments.items())
     held = f", {runs.row_count(validation)} for validation" if validation is not None else ""
     labelled = f" (labels in {args.labels})" if args.labels else ""
+    rate = _shown_rate(lr) + (" (the default for real-valued units; --lr sets it)" if lr != runs.DEFAULT_LR and
+                              args.lr is None else "")
     print(f"training {model.name}({shape}) on {args.data}{labelled}: {rows} rows{held}; "
-          f"{args.method}-{args.k}, {args.epochs} epochs, lr {args.lr}, batch size {options['batch_size']}", flush=True)
+          f"{args.method}-{args.k}, {args.epochs} epochs, lr {rate}, batch size {options['batch_size']}", flush=True)
+    if compiled.standardization is not None:
+        print(f"standardised {', '.join(compiled.standardization.layers)}: each unit to mean 0, standard deviation 1 "
+              "on the training rows (kept with the run, undone for samples; --no-standardize keeps the raw values)",
+              flush=True)
     if resume:
         print(f"resuming from {resume[0]} after epoch {resume[2]} of {args.epochs}", flush=True)
     try:
@@ -139,6 +152,7 @@ def train_command(args) -> int:
     info = {"model": model.name, "sizes": model.arguments, "data": args.data, "labels": args.labels,
             "dtype": args.dtype,
             "rows": {"training": rows, "validation": runs.row_count(validation)},
+            "standardized": list(compiled.standardization.layers) if compiled.standardization else [],
             "options": options}
     written = [run_dir / "model.npz", *runs.write_metrics(history, run_dir, info)]
     pictures, notes = runs.save_pictures(compiled, history, run_dir, seed=args.seed)
@@ -150,8 +164,33 @@ def train_command(args) -> int:
     return 0
 
 
-def _resumable(run: str) -> tuple[Path, dict, int]:
-    """(checkpoint, its meta, epochs done) of a run to resume: one with the trainer's state, checked before data."""
+def _shown_rate(lr) -> str:
+    return ",".join(f"{name}={rate:g}" for name, rate in lr.items()) if isinstance(lr, dict) else f"{lr:g}"
+
+
+def _standardization(args, compiled, train: dict, resume):
+    """The standardisation of the training rows (None: no real-valued layer, or --no-standardize).
+
+    A resumed run keeps the one it was trained with (its checkpoint's), and
+    refuses to switch: its parameters are in those units.
+    """
+    from .runtime import standardize
+    from .runtime.checkpoint_contents import fit_standardization
+
+    wanted = None if args.no_standardize else standardize.fit(compiled, train)
+    if not resume:
+        return wanted
+    saved = fit_standardization(resume[0], resume[3], compiled.model)
+    if (saved is None) != (wanted is None):
+        how = ("on standardised rows: drop --no-standardize" if saved is not None
+               else "on raw rows: give --no-standardize")
+        raise DSLError(f"--resume {args.resume}: the run was trained {how}")
+    return saved
+
+
+def _resumable(run: str) -> tuple[Path, dict, int, dict | None]:
+    """(checkpoint, its meta, epochs done, its standardisation as stored) of a run to resume: one with the
+    trainer's state, checked before data."""
     from .runtime.checkpoint import read
 
     run = Path(run)
@@ -162,7 +201,7 @@ def _resumable(run: str) -> tuple[Path, dict, int]:
     if contents["training"] is None:
         raise DSLError(f"--resume {run}: {checkpoint} holds no training state to resume from (it was saved from "
                        "Python, not by pgmdsl train)")
-    return checkpoint, contents["meta"], contents["training"]["epoch"]
+    return checkpoint, contents["meta"], contents["training"]["epoch"], contents["standardization"]
 
 
 def _same_model(args, meta: dict, model) -> None:
@@ -177,6 +216,7 @@ def _same_model(args, meta: dict, model) -> None:
 def _print_evaluation(compiled, sets: dict, args, run_dir: Path) -> None:
     import json
 
+    from . import runs
     from .evaluate.report import evaluate, lines
 
     if args.ais_runs == 0 and not args.exact and not args.labels:
@@ -185,9 +225,17 @@ def _print_evaluation(compiled, sets: dict, args, run_dir: Path) -> None:
     result = evaluate(compiled, sets, ais_runs=args.ais_runs, distributions=args.ais_distributions,
                       force_exact=args.exact, reference=sets.get("train"), seed=getattr(args, "seed", 0),
                       labels=args.labels, raise_runs=args.raise_runs, raise_rows=args.raise_rows)
+    standardization = compiled.standardization
+    if standardization is not None:
+        result = runs.in_data_units(result, standardization)
     print("evaluation:")
     for line in lines(result):
         print(line)
+    if standardization is not None:
+        print(f"  (log-likelihoods in the data's units: the standardised rows' less sum(log scale) = "
+              f"{standardization.log_jacobian:.4f} nats; log Z and reconstruction errors in standardised units)")
+        result = {**result, "standardized": {"layers": list(standardization.layers),
+                                             "log_jacobian": standardization.log_jacobian}}
     (run_dir / "evaluation.json").write_text(json.dumps(result, indent=2, default=float), encoding="utf-8")
 
 
@@ -196,6 +244,7 @@ def eval_command(args) -> int:
     from .evaluate.report import check_options
     from .runtime.checkpoint import load_trained
     from .runtime.datasets import load_data
+    from .runtime.train import as_data
 
     check_options(args.ais_runs, args.ais_distributions, args.raise_runs, args.raise_rows)
     run = Path(args.run)
@@ -204,6 +253,8 @@ def eval_command(args) -> int:
         raise DSLError(f"no checkpoint at {checkpoint} (make one with: pgmdsl train MODEL --data ... -o {run})")
     compiled = load_trained(checkpoint)
     data = _with_labels(compiled.model, load_data(args.data, dtype=compiled.dtype.name), args)
+    if compiled.standardization is not None:  # the rows in the units the model was trained in
+        data = compiled.standardization.apply(as_data(compiled, data))
     print(f"evaluating {compiled.model.name} from {checkpoint} on {args.data} ({runs.row_count(data)} rows)", flush=True)
     _print_evaluation(compiled, {"data": data}, args, checkpoint.parent)
     return 0
@@ -313,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    from .runs import DEFAULT_LR, REAL_VALUED_LR
     from .runtime.datasets import DATA_SPECS
 
     parser.add_argument("--data", required=True, metavar="SPEC", help=f"the training data: {DATA_SPECS}")
@@ -320,14 +372,18 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="contrastive divergence or persistent CD (default pcd)")
     parser.add_argument("--k", type=int, default=1, help="Gibbs sweeps per update (default 1)")
     parser.add_argument("--epochs", type=int, default=20, help="passes over the training rows (default 20)")
-    parser.add_argument("--lr", type=_learning_rates, default=0.05, metavar="RATE|NAME=RATE,...",
-                        help="learning rate (default 0.05), or one per parameter: W=1,a=0,b=1 (0 freezes one)")
+    parser.add_argument("--lr", type=_learning_rates, default=None, metavar="RATE|NAME=RATE,...",
+                        help=f"learning rate, or one per parameter: W=1,a=0,b=1 (0 freezes one); default "
+                             f"{DEFAULT_LR}, {REAL_VALUED_LR} for models with real-valued (quadratic) observed units")
     parser.add_argument("--batch-size", type=int, default=10, help="rows per update (default 10)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seeds the initial weights, the split and the sampler (default 0)")
     parser.add_argument("--momentum", type=float, default=0.0, help="in [0, 1) (default 0)")
     parser.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty on weight matrices (default 0)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--no-standardize", action="store_true",
+                        help="train on the raw values of real-valued (Gaussian) observed layers; by default each "
+                             "unit is standardised to mean 0, standard deviation 1 on the training rows")
     parser.add_argument("--objective", default="generative", choices=["generative", "discriminative", "hybrid"],
                         help="log p(data) by CD/PCD (default); log p(labels | rest), exact (needs --labels); or both")
     parser.add_argument("--generative-weight", type=float, default=0.01,

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from pgmdsl.cli import main
+from pgmdsl.runtime.checkpoint import load_trained
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -242,3 +243,79 @@ energy = -x[i]*W[i,j]*h[j] - z[i]*V[i,j]*h[j] - y[k]*U[k,j]*h[j]"""
     assert main(["eval", str(tmp_path / "three.npz"), "--data", "digits-binary", "--labels", "y", "--ais-runs", "0"]) == 1
     err = capsys.readouterr().err
     assert "--labels y: model three observes x, z besides its labels" in err and len(err.strip().splitlines()) == 1
+
+
+# ---- real-valued data: standardised by default, a smaller default rate, divergence in one line ----
+
+@pytest.fixture
+def real_rows(tmp_path):
+    """Rows far from mean 0 and standard deviation 1, in a .npy."""
+    rows = np.random.default_rng(1).normal([100.0, -3.0, 0.5], [10.0, 0.1, 2.0], size=(120, 3))
+    np.save(tmp_path / "rows.npy", rows)
+    return tmp_path / "rows.npy", rows
+
+
+def _log_likelihood(out: str, name: str) -> float:
+    return float(next(line.split()[1] for line in out.splitlines()
+                      if line.strip().startswith("log-likelihood ") and line.endswith(f"{name} (120 rows)")))
+
+
+def test_gbrbm_trains_on_standardised_rows_and_gives_samples_and_evaluations_in_the_data_units(real_rows, tmp_path,
+                                                                                                 capsys):
+    data, rows = real_rows
+    run = tmp_path / "run"
+    assert main(["train", "gbrbm", "--data", str(data), "--set", "nh=2", "--epochs", "2", "--validation-fraction",
+                 "0", "-o", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "lr 0.005 (the default for real-valued units; --lr sets it)" in out
+    assert "standardised v: each unit to mean 0, standard deviation 1 on the training rows" in out
+    assert "(log-likelihoods in the data's units: the standardised rows' less sum(log scale) = " in out
+    trained = _log_likelihood(out, "train")
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    assert evaluation["standardized"]["layers"] == ["v"]
+    assert evaluation["train"]["log_likelihood"] == pytest.approx(trained, abs=1e-4)
+    stored = load_trained(run / "model.npz").standardization
+    np.testing.assert_allclose(stored.mean["v"], rows.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(stored.scale["v"], rows.std(0), rtol=1e-5)
+    assert main(["sample", str(run), "-n", "300", "--steps", "20", "-o", str(tmp_path / "s.npy")]) == 0
+    samples = np.load(tmp_path / "s.npy")
+    assert abs(samples[:, 0].mean() - 100) < 5 and abs(samples[:, 1].mean() + 3) < 0.2  # not around 0
+    assert main(["eval", str(run), "--data", str(data)]) == 0  # the same rows, through the same transform
+    assert _log_likelihood(capsys.readouterr().out, "data") == pytest.approx(trained, abs=2e-4)
+
+
+def test_no_standardize_trains_on_the_raw_rows(real_rows, tmp_path, capsys):
+    data, _ = real_rows
+    run = tmp_path / "raw"
+    assert main(["train", "gbrbm", "--data", str(data), "--set", "nh=2", "--epochs", "1", "--no-standardize",
+                 "--lr", "0.0001", "--ais-runs", "0", "-o", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "standardised" not in out and "lr 0.0001," in out
+    assert load_trained(run / "model.npz").standardization is None
+    assert json.loads((run / "metrics.json").read_text())["standardized"] == []
+
+
+def test_a_resumed_run_keeps_its_standardisation(real_rows, tmp_path, capsys):
+    data, _ = real_rows
+    run = tmp_path / "run"
+    common = ["train", "gbrbm", "--data", str(data), "--set", "nh=2", "--ais-runs", "0"]
+    assert main(common + ["--epochs", "1", "-o", str(run)]) == 0
+    before = load_trained(run / "model.npz").standardization
+    assert main(common + ["--epochs", "2", "--resume", str(run), "--no-standardize"]) == 1
+    assert capsys.readouterr().err.strip().endswith("the run was trained on standardised rows: drop --no-standardize")
+    assert main(common + ["--epochs", "2", "--resume", str(run)]) == 0
+    after = load_trained(run / "model.npz").standardization
+    np.testing.assert_array_equal(after.scale["v"], before.scale["v"])
+    raw = tmp_path / "raw"
+    assert main(common + ["--epochs", "1", "--no-standardize", "--lr", "0.0001", "-o", str(raw)]) == 0
+    assert main(common + ["--epochs", "2", "--resume", str(raw)]) == 1
+    assert capsys.readouterr().err.strip().endswith("the run was trained on raw rows: give --no-standardize")
+
+
+def test_a_diverging_run_is_one_line_without_numpy_warnings(real_rows, tmp_path, capsys):
+    data, _ = real_rows
+    assert main(["train", "gbrbm", "--data", str(data), "--set", "nh=2", "--epochs", "3", "--lr", "50",
+                 "--ais-runs", "0", "-o", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "warning:" not in err
+    assert err.startswith("error: training diverged in epoch ") and "numpy warned of overflow in " in err

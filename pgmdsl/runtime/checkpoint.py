@@ -2,7 +2,9 @@
 
 The file holds the parameters, the model's .dgm source with every file it
 imports (and where each import led), its sizes, dtype, backend and compiler
-version, and optionally the trainer's state (momentum, persistent chains,
+version, the standardisation of its real-valued data when it was trained on
+standardised rows (runtime.standardize: `compiled.standardization`), and
+optionally the trainer's state (momentum, persistent chains,
 random-generator state, history) so a run can resume exactly. Strings are
 stored as numpy unicode arrays, so loading needs no pickle. Writes are atomic.
 
@@ -27,8 +29,8 @@ from .. import __version__
 from ..errors import DSLError
 from ..ir.library import SourceFile
 from .checkpoint_contents import (META, checked, described, embedded_files, fit_activity, fit_chains,
-                                  fit_parameters, fit_velocity, json_member, numbers, parameter, read_members,
-                                  text_member, training_state)
+                                  fit_parameters, fit_standardization, fit_velocity, json_member, numbers, parameter,
+                                  read_members, standardization_arrays, text_member, training_state)
 from .gpu import to_host as _host
 
 try:
@@ -52,6 +54,11 @@ def save(path, compiled, training: dict | None = None) -> Path:
     arrays["meta"] = np.array(json.dumps(meta))
     arrays["source"] = np.array(compiled.model.source)
     arrays["files"] = np.array(json.dumps(_embedded(compiled.model.files)))
+    standardization = compiled.standardization
+    if standardization is not None:
+        for layer in standardization.layers:
+            arrays[f"standardize/mean/{layer}"] = np.asarray(standardization.mean[layer], dtype=np.float64)
+            arrays[f"standardize/scale/{layer}"] = np.asarray(standardization.scale[layer], dtype=np.float64)
     if training is not None:
         for group in ("velocity", "chains"):
             for name, value in (training.get(group) or {}).items():
@@ -119,10 +126,11 @@ def _remove_stale_temporaries(path: Path) -> None:
 def read(path) -> dict:
     """The checkpoint's contents as plain data (no model built), each member checked before it is used.
 
-    {"meta", "source", "files", "params", "training"}: the arrays as stored
-    (real numbers of any shape: the model decides the shapes); "files" the
-    embedded .dgm files (None in checkpoints older than them); "training" is
-    None or the trainer's state with its "velocity" and "chains" arrays.
+    {"meta", "source", "files", "params", "standardization", "training"}: the
+    arrays as stored (real numbers of any shape: the model decides the
+    shapes); "files" the embedded .dgm files (None in checkpoints older than
+    them); "standardization" None or {"mean": {layer: array}, "scale": ...};
+    "training" is None or the trainer's state with its "velocity" and "chains" arrays.
     """
     members = read_members(path)
     if "meta" not in members or "source" not in members:
@@ -133,6 +141,7 @@ def read(path) -> dict:
         "source": source,
         "files": embedded_files(path, members, source) if "files" in members else None,
         "params": numbers(path, members, "param/", parameter),
+        "standardization": standardization_arrays(path, members),
         "training": training_state(path, members) if "train/state" in members else None,
     }
 
@@ -140,17 +149,22 @@ def read(path) -> dict:
 def load_trained(path, backend: str | None = None):
     """A Compiled model from a checkpoint: recompiled from the .dgm files stored in it.
 
-    The parameters are checked against the model before it is compiled, so
-    sizes edited in `meta` never make compile allocate what the file does not hold.
+    The parameters (and the standardisation) are checked against the model
+    before it is compiled, so sizes edited in `meta` never make compile
+    allocate what the file does not hold. `compiled.standardization` is the
+    runtime.standardize.Standardization of the training rows, or None: the
+    model's samples are in standardised units until it undoes them.
     """
     contents = read(path)
     meta = contents["meta"]
     model = _model(contents)
     params = fit_parameters(path, contents["params"], model, np.dtype(meta["dtype"]))
+    standardization = fit_standardization(path, contents["standardization"], model)
     compiled = model.compile(backend=backend or meta["backend"], dtype=meta["dtype"])
     for name, value in params.items():
         compiled.params[name] = compiled.xp.asarray(value, dtype=compiled.dtype)
     compiled.checkpoint = contents
+    compiled.standardization = standardization
     return compiled
 
 

@@ -3,7 +3,8 @@
 A checkpoint is untrusted data (runtime.checkpoint): every member's header
 is checked before any array is read (runtime.npzfile), then `meta`,
 `source`, the embedded files and the training state are typed key by key,
-and the arrays are fitted to the model: present, shaped as declared, real,
+and the arrays (parameters, momentum, chains, the standardisation of the
+data) are fitted to the model: present, shaped as declared, real,
 finite and within the model's dtype. Every failure is one DSLError naming
 the file and the member or key.
 """
@@ -18,6 +19,7 @@ from ..errors import DSLError
 from ..ir.library import SourceFile
 from .npzfile import read_npz
 from .npzfile import shown as _shown
+from .standardize import OBSERVED, Standardization, standardizable
 
 # What the arrays of one checkpoint may declare together, checked from their headers before any is read:
 # far above any model this compiler trains on one machine, far below what a few bytes should make it allocate.
@@ -256,6 +258,47 @@ def embedded_files(path, members: dict, source: str) -> tuple:
     if document[0]["text"] != source:
         raise DSLError(f"checkpoint {path}: its first embedded file is not its source")
     return tuple(SourceFile(e["name"], e["text"], tuple((i[0], i[1]) for i in e["imports"])) for e in document)
+
+
+def standardization_arrays(path, members: dict) -> dict | None:
+    """{"mean": {layer: array}, "scale": {layer: array}} as stored (real numbers), or None when there are none."""
+    found = {part: numbers(path, members, f"standardize/{part}/", _standardized(part)) for part in ("mean", "scale")}
+    return found if any(found.values()) else None
+
+
+def _standardized(part: str):
+    def label(layer: str) -> str:
+        return f"standardisation '{part}' of layer '{layer}' (standardize/{part}/{layer})"
+
+    return label
+
+
+def fit_standardization(path, stored: dict | None, model):
+    """The stored standardisation checked against `model`, as a runtime.standardize.Standardization (or None).
+
+    A mean and a scale for each layer, only for observed layers whose units
+    take real values (standardize.standardizable), shaped as one row of the
+    layer, finite, and every scale positive: a zero scale would divide by
+    zero for every later row, a negative one would mirror the data.
+    """
+    if stored is None:
+        return None
+    mean, scale = stored["mean"], stored["scale"]
+    if set(mean) != set(scale):
+        unpaired = sorted(set(mean) ^ set(scale))
+        raise DSLError(f"checkpoint {path}: the standardisation of layer {', '.join(unpaired)} lacks its mean or "
+                       "its scale (standardize/mean/LAYER and standardize/scale/LAYER come in pairs)")
+    shapes = {layer.name: tuple(layer.shape) for layer in model.layers
+              if layer.role in OBSERVED and standardizable(layer.unit)}
+    whose = f"model {model.name}'s observed real-valued layers"
+    shaped = f"model {described(model.name, model.arguments)} declares"
+    fitted = {part: fit_arrays(path, stored[part], shapes, np.float64, _standardized(part), whose, shaped,
+                               complete=False) for part in ("mean", "scale")}
+    for layer, value in fitted["scale"].items():
+        if not np.all(value > 0):
+            raise DSLError(f"checkpoint {path}: {_standardized('scale')(layer)} holds values <= 0 (a scale is a "
+                           "positive standard deviation)")
+    return Standardization(fitted["mean"], fitted["scale"])
 
 
 def fit_velocity(path, velocity: dict, params: dict, compiled) -> dict:

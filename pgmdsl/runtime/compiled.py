@@ -27,6 +27,9 @@ class Compiled:
         check_parameters(model, self.dtype)
         rng = np.random.default_rng(seed)
         self.params = {p.name: self.xp.asarray(initial_value(p, rng, self.dtype)) for p in model.params}
+        # the per-unit standardisation its real-valued rows were trained in (runtime.standardize), if any:
+        # saved with the model, applied to data by `pgmdsl eval` and undone for samples
+        self.standardization = None
 
     # ---- structure ----
     @property

@@ -15,7 +15,8 @@ sparsity target or clamped layers, take the packed update of runtime.fused
 instead: the same draws, a few array calls per minibatch. A run is
 reproducible from its seed, checkpoints atomically, resumes exactly, and
 stops with a message (keeping its last good checkpoint) when a parameter
-stops being finite.
+or the reconstruction error stops being finite; the warnings numpy raised
+on the way go into that one line (runtime.warned), not onto the terminal.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .labels import label_metrics, label_states
 from .options import options as make_options
 from .sampling import sweep_order
 from .gpu import to_host as _host
+from . import warned
 
 log = logging.getLogger("pgmdsl.train")
 
@@ -214,6 +216,7 @@ class Trainer:
         batches = -(-self.rows // o.batch_size)
         total = o.epochs * batches
         good = {k: v.copy() for k, v in self.c.params.items()}
+        shown = set()  # the warnings shown so far: each once a run
         epochs = tqdm(range(self.epoch, o.epochs), desc=f"training {self.c.model.name}", unit="epoch",
                       initial=self.epoch, total=o.epochs, disable=quiet)
         for epoch in epochs:
@@ -222,13 +225,18 @@ class Trainer:
             self.sampler = self.c.random(int(self.rng.integers(2**63))) if self.c.xp is not np else self.rng
             shuffled = {k: self.c.xp.asarray(v[permutation]) for k, v in self.data.items()}  # one copy an epoch
             inner = tqdm(range(batches), leave=False, unit="batch", disable=quiet or o.verbose < 2)
-            lr = (self._fused_epoch if self.fused else self._generic_epoch)(shuffled, inner, total)
-            bad = [k for k, v in self.c.params.items() if not bool(self.c.xp.isfinite(self.c.xp.sum(v)))]
+            with warned.held() as caught:  # a diverging epoch's overflow warnings go into its message
+                lr = (self._fused_epoch if self.fused else self._generic_epoch)(shuffled, inner, total)
+                bad = [k for k, v in self.c.params.items() if not bool(self.c.xp.isfinite(self.c.xp.sum(v)))]
+                metrics = {} if bad else self.metrics()
+            if not bad and not np.isfinite(metrics["reconstruction"]):
+                bad = ["the reconstruction error"]
             if bad:
-                self._diverged(bad, epoch, good)
+                self._diverged(bad, epoch, good, warned.summary(caught))
+            warned.release(caught, shown)
             self.epoch = epoch + 1
             good = {k: v.copy() for k, v in self.c.params.items()}
-            row = {"epoch": self.epoch, "lr": lr, **self.metrics(), "seconds": time.perf_counter() - started}
+            row = {"epoch": self.epoch, "lr": lr, **metrics, "seconds": time.perf_counter() - started}
             self.history.append(row)
             log.info("epoch %d: %s", self.epoch, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
             epochs.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "lr", "seconds")})
@@ -263,13 +271,18 @@ class Trainer:
         self.chains = fused.store(self.c.params, self.velocity) or self.chains
         return lr
 
-    def _diverged(self, bad, epoch, good) -> None:
+    def _diverged(self, bad, epoch, good, numerical: str) -> None:
+        """Restore the last good parameters and stop with one line: what broke, what numpy warned of, what is kept.
+
+        numerical: warned.summary of the epoch's held warnings ("" for none).
+        """
         for name, value in good.items():
             self.c.params[name] = value
         kept = f"; the last good checkpoint is {self.path}" if self.path and self.path.exists() else ""
+        said = f". numpy warned of {numerical}" if numerical else ""
         raise TrainingDiverged(
             f"training diverged in epoch {epoch + 1} (by update {self.updates}): {', '.join(bad)} became NaN or "
-            f"infinite; parameters restored to the end of epoch {epoch}{kept}. Try a smaller lr."
+            f"infinite; parameters restored to the end of epoch {epoch}{kept}{said}. Try a smaller lr."
         )
 
     def update(self, batch: dict, lr: float) -> None:
