@@ -88,9 +88,8 @@ def compile_command(args) -> int:
 def train_command(args) -> int:
     from . import runs
     from .evaluate.report import check_options
-    from .runtime.datasets import load_data
+    from .runtime import recipes
     from .runtime.options import options as training_options
-    from .runtime.train import as_data, check_support
 
     check_options(args.ais_runs, args.ais_distributions, args.raise_runs, args.raise_rows)
     resume = _resumable(args.resume) if args.resume else None
@@ -99,11 +98,66 @@ def train_command(args) -> int:
         raise DSLError(f"-o {run_dir}: exists and is not a directory")
     sizes = _sizes(args.set)
     named = load(args.model, **sizes)  # an unknown model or a bad --set is reported before the data is read
-    lr = args.lr if args.lr is not None else runs.default_lr(named)
-    options = dict(method=args.method, k=args.k, epochs=args.epochs, lr=lr, batch_size=args.batch_size,
-                   seed=args.seed, momentum=args.momentum, weight_decay=args.weight_decay, objective=args.objective,
+    given = dict(method=args.method, k=args.k, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                 momentum=args.momentum)
+    chosen, recipe, filled = recipes.fill(named, given)
+    options = dict(**chosen, seed=args.seed, weight_decay=args.weight_decay, objective=args.objective,
                    labels=args.labels, generative_weight=args.generative_weight)
     training_options(**options)  # so are bad options
+    sequence = recipe is recipes.SEQUENCE
+    prepared = (_sequence_data if sequence else _row_data)(args, named, sizes, options, resume)
+    compiled, train, validation = prepared["compiled"], prepared["train"], prepared["validation"]
+    model = compiled.model
+    training_options(**options).parameter_rates([param.name for param in model.params])  # --lr's names, before -o
+    run_dir.mkdir(parents=True, exist_ok=True)
+    print(_start_line(args, model, prepared["counted"], options, recipe, filled), flush=True)
+    if compiled.standardization is not None:
+        print(prepared["standardized"], flush=True)
+    if resume:
+        print(f"resuming from {resume[0]} after epoch {resume[2]} of {options['epochs']}", flush=True)
+    try:
+        history = compiled.fit(train, validation=validation, checkpoint=run_dir / "model.npz", verbose=0,
+                               resume=resume[0] if resume else None, callbacks=[_epoch_printer(options["epochs"])],
+                               **options)
+    except KeyboardInterrupt:
+        kept = f"; {run_dir / 'model.npz'} holds the last finished epoch" if (run_dir / "model.npz").exists() else ""
+        print(f"interrupted{kept} (continue with --resume {run_dir})", file=sys.stderr)
+        return 130
+    info = {"model": model.name, "sizes": model.arguments, "data": args.data, "labels": args.labels,
+            "dtype": args.dtype, "recipe": recipe.name,
+            "rows": {"training": runs.row_count(train), "validation": runs.row_count(validation)},
+            **prepared["info"],
+            "standardized": list(compiled.standardization.layers) if compiled.standardization else [],
+            "options": options}
+    written = [run_dir / "model.npz", *runs.write_metrics(history, run_dir, info)]
+    if sequence:
+        written.append(runs.save_seed_frames(compiled, prepared["seeds"][None], run_dir))
+    pictures, notes = runs.save_pictures(compiled, history, run_dir, seed=args.seed, seeds=prepared["seeds"])
+    for line in notes:
+        print(line)
+    print(f"wrote {run_dir}{os.sep}: {', '.join(path.name for path in written + pictures)}")
+    if sequence:
+        _print_sequence_evaluation(compiled, {"validation": validation} if validation is not None else
+                                   {"train": train}, args, run_dir)
+        print(f"generate frames with: pgmdsl sample {run_dir} --frames 200 -o frames.png")
+    else:
+        _print_evaluation(compiled, {"train": train, "validation": validation}, args, run_dir)
+        print(f"draw more samples with: pgmdsl sample {run_dir} -n 64")
+    return 0
+
+
+def _row_data(args, named, sizes: dict, options: dict, resume) -> dict:
+    """The compiled model and its training and validation rows (a dict per observed layer), standardised, checked.
+
+    Rows are one array (or one per layer with --labels); the validation rows
+    are a seeded random fraction; the model's visible size follows the data.
+    """
+    from . import runs
+    from .evaluate.report import check_options
+    from .runtime import standardize
+    from .runtime.datasets import load_data
+    from .runtime.train import as_data, check_support
+
     data = load_data(args.data, dtype=args.dtype)
     model, note = runs.fit_visible(args.model, sizes, data.shape[1], labels=args.labels)
     if note:
@@ -113,71 +167,134 @@ def train_command(args) -> int:
     data = _with_labels(model, data, args)
     train, validation = runs.split(data, args.validation_fraction, args.seed)
     rows = runs.row_count(train)
-    if args.batch_size > rows:
-        print(f"batch size {args.batch_size} is more than the {rows} training rows: using {rows}")
-        options["batch_size"] = rows
+    _cap_batch(options, rows, "training rows")
     compiled = model.compile(dtype=args.dtype, seed=args.seed)
     check_options(args.ais_runs, args.ais_distributions, args.raise_runs, args.raise_rows, compiled)
     train = as_data(compiled, train)
     validation = as_data(compiled, validation) if validation is not None else None
-    compiled.standardization = _standardization(args, compiled, train, resume)
+    compiled.standardization = _standardization(args, resume, compiled, lambda: standardize.fit(compiled, train))
     if compiled.standardization is not None:
         train, validation = (compiled.standardization.apply(part) if part is not None else None
                              for part in (train, validation))
     for part in (train, validation):  # fit checks them too, but only after the run directory is made
         if part is not None:
             check_support(compiled, part)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    shape = ", ".join(f"{k}={v}" for k, v in model.arguments.items())
     held = f", {runs.row_count(validation)} for validation" if validation is not None else ""
-    labelled = f" (labels in {args.labels})" if args.labels else ""
-    rate = _shown_rate(lr) + (" (the default for real-valued units; --lr sets it)" if lr != runs.DEFAULT_LR and
-                              args.lr is None else "")
-    print(f"training {model.name}({shape}) on {args.data}{labelled}: {rows} rows{held}; "
-          f"{args.method}-{args.k}, {args.epochs} epochs, lr {rate}, batch size {options['batch_size']}", flush=True)
-    if compiled.standardization is not None:
-        print(f"standardised {', '.join(compiled.standardization.layers)}: each unit to mean 0, standard deviation 1 "
-              "on the training rows (kept with the run, undone for samples; --no-standardize keeps the raw values)",
-              flush=True)
+    standardized = (f"standardised {', '.join(compiled.standardization.layers)}: each unit to mean 0, standard "
+                    "deviation 1 on the training rows (kept with the run, undone for samples; --no-standardize keeps "
+                    "the raw values)" if compiled.standardization is not None else "")
+    return {"compiled": compiled, "train": train, "validation": validation, "counted": f"{rows} rows{held}",
+            "standardized": standardized, "info": {}, "seeds": None}
+
+
+def _sequence_data(args, named, sizes: dict, options: dict, resume) -> dict:
+    """The compiled sequence model and its (past, frame) windows for training and validation, checked.
+
+    The data are sequences (runtime.datasets.load_sequences); the model's
+    frame size follows them; validation holds out whole sequences (the end
+    of a single one: runs.split_sequences); the frames are standardised
+    with the training frames' transform before the windows are cut, so a
+    frame meets the same map as the frame layer and as any past frame.
+    """
+    from . import runs
+    from .evaluate.report import check_options
+    from .runtime import standardize
+    from .runtime.datasets import load_sequences
+    from .runtime.sequences import sequence_layers, sequence_structure
+    from .runtime.train import check_support
+
+    if args.labels:
+        raise DSLError(f"--labels {args.labels}: model {named.name} is a sequence model; its frames take no "
+                       "class labels")
+    if args.raise_runs:
+        raise DSLError("--raise-runs: RAISE is not available for sequence models (their log p(frame | past) is "
+                       "exact or AIS per window)")
+    frame = sequence_structure(named)[1]
+    sequences = load_sequences(args.data, named.layer(frame).size)
+    model, note = runs.fit_frames(args.model, sizes, sequences.shape[-1])
+    if note:
+        print(note)
     if resume:
-        print(f"resuming from {resume[0]} after epoch {resume[2]} of {args.epochs}", flush=True)
-    try:
-        history = compiled.fit(train, validation=validation, checkpoint=run_dir / "model.npz", verbose=0,
-                               resume=resume[0] if resume else None, callbacks=[_epoch_printer(args.epochs)],
-                               **options)
-    except KeyboardInterrupt:
-        kept = f"; {run_dir / 'model.npz'} holds the last finished epoch" if (run_dir / "model.npz").exists() else ""
-        print(f"interrupted{kept} (continue with --resume {run_dir})", file=sys.stderr)
-        return 130
-    info = {"model": model.name, "sizes": model.arguments, "data": args.data, "labels": args.labels,
-            "dtype": args.dtype,
-            "rows": {"training": rows, "validation": runs.row_count(validation)},
-            "standardized": list(compiled.standardization.layers) if compiled.standardization else [],
-            "options": options}
-    written = [run_dir / "model.npz", *runs.write_metrics(history, run_dir, info)]
-    pictures, notes = runs.save_pictures(compiled, history, run_dir, seed=args.seed)
-    for line in notes:
-        print(line)
-    print(f"wrote {run_dir}{os.sep}: {', '.join(path.name for path in written + pictures)}")
-    _print_evaluation(compiled, {"train": train, "validation": validation}, args, run_dir)
-    print(f"draw more samples with: pgmdsl sample {run_dir} -n 64")
-    return 0
+        _same_model(args, resume[1], model)
+    compiled = model.compile(dtype=args.dtype, seed=args.seed)
+    past, frame = sequence_layers(compiled)
+    order = compiled.layers[past]["shape"][0]
+    if sequences.shape[1] <= order:
+        raise DSLError(f"--data {args.data}: sequences of {sequences.shape[1]} frames; model {model.name} (order "
+                       f"{order}) needs at least order + 1 = {order + 1} frames for a window")
+    train_sequences, held_sequences = runs.split_sequences(sequences, args.validation_fraction, order)
+    frames = runs.as_frames(compiled, train_sequences)
+    compiled.standardization = _standardization(args, resume, compiled,
+                                                lambda: standardize.fit_frames(compiled, frames))
+    train = runs.sequence_windows(compiled, train_sequences)
+    validation = runs.sequence_windows(compiled, held_sequences) if held_sequences is not None else None
+    rows = runs.row_count(train)
+    _cap_batch(options, rows, "training windows")
+    check_options(args.ais_runs, args.ais_distributions, 0, args.raise_rows, compiled)
+    for part in (train, validation):
+        if part is not None:
+            check_support(compiled, part)
+    counted = f"{rows} windows from {_count(len(train_sequences), 'sequence')}"
+    if validation is not None:
+        held = (_count(len(held_sequences), "sequence") if len(sequences) > 1 else "the end of the sequence")
+        counted += f", {runs.row_count(validation)} for validation from {held}"
+    standardized = ""
+    if compiled.standardization is not None:
+        standardized = (f"standardised {frame} and {past}: each channel to mean 0, standard deviation 1 over the "
+                        f"training frames, each past frame alike (kept with the run, undone for samples and "
+                        "generated frames; --no-standardize keeps the raw values)")
+    info = {"sequences": {"training": len(train_sequences),
+                          "validation": 0 if held_sequences is None else len(held_sequences),
+                          "frames": sequences.shape[1], "order": order}}
+    return {"compiled": compiled, "train": train, "validation": validation, "counted": counted,
+            "standardized": standardized, "info": info, "seeds": train_sequences[0, :order]}
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' if number != 1 else ''}"
+
+
+def _cap_batch(options: dict, rows: int, what: str) -> None:
+    """No batch larger than the training rows: say so and use them all."""
+    if options["batch_size"] > rows:
+        print(f"batch size {options['batch_size']} is more than the {rows} {what}: using {rows}")
+        options["batch_size"] = rows
+
+
+def _start_line(args, model, counted: str, options: dict, recipe, filled: tuple) -> str:
+    """What is trained on what, and how: the options, and which came from the model's recipe."""
+    from . import runs
+    from .runtime import recipes
+
+    shape = ", ".join(f"{k}={v}" for k, v in model.arguments.items())
+    labelled = f" (labels in {args.labels})" if args.labels else ""
+    lr = options["lr"]
+    rate = _shown_rate(lr)
+    if recipe is recipes.DEFAULT and "lr" in filled and lr != runs.DEFAULT_LR:
+        rate += " (the default for real-valued units; --lr sets it)"
+    momentum = f", momentum {options['momentum']:g}" if options["momentum"] else ""
+    line = (f"training {model.name}({shape}) on {args.data}{labelled}: {counted}; {options['method']}-{options['k']}, "
+            f"{options['epochs']} epochs, lr {rate}, batch size {options['batch_size']}{momentum}")
+    if recipe is not recipes.DEFAULT and filled:
+        shown = ", ".join(name.replace("_", " ") for name in filled)
+        line += f" (recipe '{recipe.name}', {recipe.why}: {shown}; give them to override)"
+    return line
 
 
 def _shown_rate(lr) -> str:
     return ",".join(f"{name}={rate:g}" for name, rate in lr.items()) if isinstance(lr, dict) else f"{lr:g}"
 
 
-def _standardization(args, compiled, train: dict, resume):
-    """The standardisation of the training rows (None: no real-valued layer, or --no-standardize).
+def _standardization(args, resume, compiled, fit):
+    """The standardisation of the training data (None: no real-valued layer, or --no-standardize).
 
-    A resumed run keeps the one it was trained with (its checkpoint's), and
-    refuses to switch: its parameters are in those units.
+    fit: makes it from the training data (rows, or a sequence model's
+    frames). A resumed run keeps the one it was trained with (its
+    checkpoint's), and refuses to switch: its parameters are in those units.
     """
-    from .runtime import standardize
     from .runtime.checkpoint_contents import fit_standardization
 
-    wanted = None if args.no_standardize else standardize.fit(compiled, train)
+    wanted = None if args.no_standardize else fit()
     if not resume:
         return wanted
     saved = fit_standardization(resume[0], resume[3], compiled.model)
@@ -239,11 +356,45 @@ def _print_evaluation(compiled, sets: dict, args, run_dir: Path) -> None:
     (run_dir / "evaluation.json").write_text(json.dumps(result, indent=2, default=float), encoding="utf-8")
 
 
+def _print_sequence_evaluation(compiled, sets: dict, args, run_dir: Path) -> None:
+    """A sequence model's evaluation (evaluate.report.evaluate_sequences), printed and written to evaluation.json.
+
+    Log-likelihoods are in the data's units: log p(frame | past) of
+    standardised windows less sum(log scale) of the frame layer (the past is
+    conditioned on, so its transform does not count); the prediction errors
+    stay in the units the model works in.
+    """
+    import json
+
+    from . import runs
+    from .evaluate.report import evaluate_sequences, sequence_lines
+    from .runtime import recipes
+
+    distributions = recipes.evaluation_default(compiled, "ais_distributions", args.ais_distributions)
+    print("evaluating...", flush=True)
+    result = evaluate_sequences(compiled, sets, ais_runs=args.ais_runs, distributions=distributions,
+                                force_exact=args.exact, seed=getattr(args, "seed", 0))
+    standardization = compiled.standardization
+    if standardization is not None:
+        result = runs.in_data_units(result, standardization)
+    print("evaluation:")
+    for line in sequence_lines(result, " (standardised units)" if standardization is not None else ""):
+        print(line)
+    if standardization is not None:
+        print(f"  (log-likelihoods in the data's units: the standardised frame's less sum(log scale) = "
+              f"{standardization.log_jacobian:.4f} nats; prediction errors in standardised units, 1 = a channel's "
+              "variance)")
+        result = {**result, "standardized": {"layers": list(standardization.layers),
+                                             "log_jacobian": standardization.log_jacobian}}
+    (run_dir / "evaluation.json").write_text(json.dumps(result, indent=2, default=float), encoding="utf-8")
+
+
 def eval_command(args) -> int:
     from . import runs
     from .evaluate.report import check_options
     from .runtime.checkpoint import load_trained
-    from .runtime.datasets import load_data
+    from .runtime.datasets import load_data, load_sequences
+    from .runtime.sequences import sequence_structure
     from .runtime.train import as_data
 
     check_options(args.ais_runs, args.ais_distributions, args.raise_runs, args.raise_rows)
@@ -252,6 +403,17 @@ def eval_command(args) -> int:
     if not checkpoint.is_file():
         raise DSLError(f"no checkpoint at {checkpoint} (make one with: pgmdsl train MODEL --data ... -o {run})")
     compiled = load_trained(checkpoint)
+    structure = sequence_structure(compiled)
+    if structure is not None:
+        if args.labels or args.raise_runs:
+            option = f"--labels {args.labels}" if args.labels else "--raise-runs"
+            raise DSLError(f"{option}: not available for sequence model {compiled.model.name}")
+        sequences = load_sequences(args.data, compiled.model.layer(structure[1]).size)
+        windows = runs.sequence_windows(compiled, sequences)
+        print(f"evaluating {compiled.model.name} from {checkpoint} on {args.data} ({_count(len(sequences), 'sequence')}"
+              f", {runs.row_count(windows)} windows)", flush=True)
+        _print_sequence_evaluation(compiled, {"data": windows}, args, checkpoint.parent)
+        return 0
     data = _with_labels(compiled.model, load_data(args.data, dtype=compiled.dtype.name), args)
     if compiled.standardization is not None:  # the rows in the units the model was trained in
         data = compiled.standardization.apply(as_data(compiled, data))
@@ -294,9 +456,7 @@ def _epoch_printer(epochs: int):
 
 
 def sample_command(args) -> int:
-    import numpy as np
-
-    from . import plots, runs
+    """Samples from a run: plain, with layers clamped (--clamp), inpainted (--inpaint), or frames (--frames)."""
     from .runtime.checkpoint import load_trained
 
     run = Path(args.run)
@@ -305,27 +465,185 @@ def sample_command(args) -> int:
         raise DSLError(f"no such run directory: {run}")
     if not checkpoint.is_file():
         raise DSLError(f"{run} holds no model.npz (make one with: pgmdsl train MODEL --data ... -o {run})")
-    if args.n < 1 or args.steps < 0 or args.seed < 0:
-        raise DSLError("-n must be positive, --steps at least 0 and --seed at least 0")
+    _check_sample_options(args)
     output = Path(args.output) if args.output else None
-    if output is None:
-        output = checkpoint.parent / f"samples-{args.n}.{'png' if plots.have_matplotlib() else 'npy'}"
-    if output.suffix.lower() not in (".png", ".npy"):
+    if output is not None and output.suffix.lower() not in (".png", ".npy"):
         raise DSLError(f"-o takes a .png or .npy file, got '{output}'")
     compiled = load_trained(checkpoint)
+    if args.frames is not None:
+        return _sample_frames(args, compiled, checkpoint, output)
+    if args.inpaint is not None:
+        return _sample_inpainted(args, compiled, checkpoint, output)
+    return _sample_rows(args, compiled, checkpoint, output)
+
+
+def _check_sample_options(args) -> None:
+    """Refuse numbers out of range and options that do not go together, before the checkpoint is read."""
+    from .runtime.options import MAX_SWEEPS
+
+    if (args.n is not None and args.n < 1) or (args.steps is not None and args.steps < 0) or args.seed < 0:
+        raise DSLError("-n must be positive, --steps at least 0 and --seed at least 0")
+    sequence_only = [name for name, given in (("--seed-frames", args.seed_frames is not None),
+                                              ("--gibbs-steps", args.gibbs_steps is not None),
+                                              ("--sample-frames", args.sample_frames)) if given]
+    if args.frames is None and sequence_only:
+        raise DSLError(f"{', '.join(sequence_only)}: only with --frames N (generating a sequence)")
+    if args.frames is not None:
+        others = [name for name, given in (("-n", args.n is not None), ("--steps", args.steps is not None),
+                                           ("--mean", args.mean), ("--clamp", bool(args.clamp)),
+                                           ("--inpaint", args.inpaint is not None)) if given]
+        if others:
+            raise DSLError(f"--frames generates a sequence frame by frame: {', '.join(others)} "
+                           f"{'does' if len(others) == 1 else 'do'} not apply (see --gibbs-steps, --sample-frames and "
+                           "--seed-frames)")
+        if args.frames < 1:
+            raise DSLError(f"--frames must be a positive integer, got {args.frames}")
+        if args.gibbs_steps is not None and not 1 <= args.gibbs_steps <= MAX_SWEEPS:
+            raise DSLError(f"--gibbs-steps must be from 1 to {MAX_SWEEPS}, got {args.gibbs_steps}")
+    if args.inpaint is not None and (args.clamp or args.mean):
+        raise DSLError(f"--inpaint does not go with {'--clamp' if args.clamp else '--mean'}: it keeps the known units "
+                       "of one layer and samples the rest")
+    if (args.inpaint is None) != (args.mask is None):
+        raise DSLError("--inpaint FILE.npy and --mask MASK.npy go together (the mask says which units are known)")
+
+
+def _sample_rows(args, compiled, checkpoint: Path, output: Path | None) -> int:
+    """Gibbs samples of the visible layer, with the layers of --clamp held at the rows given."""
+    import numpy as np
+
+    from . import plots, runs
+    from .runtime.datasets import load_array
+    from .runtime.sequences import sequence_structure
+
+    structure = sequence_structure(compiled)
+    if structure is not None and not args.clamp:
+        raise DSLError(f"model {compiled.model.name} is a sequence model: generate frames with --frames N, or give "
+                       f"the past frames with --clamp {structure[0]}=FILE.npy")
+    clamp = {}
+    for text in args.clamp:
+        layer, file = _clamp_argument(text)
+        if layer in clamp:
+            raise DSLError(f"--clamp {layer}: given twice")
+        clamp[layer] = runs.clamp_rows(compiled, layer, load_array(file, f"--clamp {layer}={file}"))
+    counts = {len(rows) for rows in clamp.values()} - {1}
+    if len(counts) > 1:
+        raise DSLError(f"--clamp: the files hold {' and '.join(map(str, sorted(counts)))} rows; give one row or the "
+                       "same number of rows in each")
+    n = runs.rows_for(counts.pop() if counts else 1, args.n, "--clamp") if clamp else (args.n or 64)
+    clamp = {layer: np.broadcast_to(rows, (n,) + rows.shape[1:]).copy() for layer, rows in clamp.items()}
+    steps = 1000 if args.steps is None else args.steps
     image = plots.visible_image(compiled)
-    if output.suffix.lower() == ".png" and image is None:
+    free = [name for name, info in compiled.layers.items() if info["role"] == "visible" and name not in clamp]
+    layer = image[0] if image and image[0] in free and len(free) > 1 else None
+    sampled = layer or (free[0] if len(free) == 1 else None)
+    shown = image if image and image[0] == sampled else None
+    output = output or checkpoint.parent / f"samples-{n}.{'png' if plots.have_matplotlib() and shown else 'npy'}"
+    if output.suffix.lower() == ".png" and shown is None:
         raise DSLError(f"the visible layer of {compiled.model.name} is not an image: write the samples to a .npy file")
-    samples = runs.visible_samples(compiled, args.n, args.steps, args.seed, means=args.mean,
-                                   layer=image[0] if image else None)
+    samples = runs.visible_samples(compiled, n, steps, args.seed, means=args.mean, layer=layer, clamp=clamp)
+    clamped = f" with {', '.join(clamp)} clamped" if clamp else ""
     if output.suffix.lower() == ".npy":
         np.save(output, samples)
     else:
         what = "probabilities" if args.mean else "draws"
-        title = f"{image[0]} after {args.steps} Gibbs steps ({what})"
-        plots.save_tiles(samples.reshape((-1,) + image[1]), output, title, limit=args.n)
-    print(f"wrote {output} ({args.n} samples after {args.steps} Gibbs steps)")
+        title = f"{shown[0]} after {steps} Gibbs steps{clamped} ({what})"
+        plots.save_tiles(samples.reshape((-1,) + shown[1]), output, title, limit=n)
+    print(f"wrote {output} ({n} samples after {steps} Gibbs steps{clamped})")
     return 0
+
+
+def _clamp_argument(text: str) -> tuple[str, str]:
+    """--clamp LAYER=FILE as (layer, file)."""
+    layer, sep, file = text.partition("=")
+    if not sep or not layer.strip() or not file:
+        raise DSLError(f"--clamp takes LAYER=FILE.npy, got '{text}'")
+    return layer.strip(), file
+
+
+def _sample_inpainted(args, compiled, checkpoint: Path, output: Path | None) -> int:
+    """The rows of --inpaint with the units --mask marks known kept and the others sampled given them."""
+    import numpy as np
+
+    from . import plots, runs
+    from .runtime.datasets import load_array
+    from .runtime.initialize import check_rows
+
+    named, sep, file = args.inpaint.partition("=")
+    layer, file = (named.strip(), file) if sep and named.strip() in compiled.layers else (None, args.inpaint)
+    layer = runs.inpaint_layer(compiled, layer)
+    values = runs.layer_rows(compiled, layer, load_array(file, f"--inpaint {args.inpaint}"), f"--inpaint {file}")
+    known = runs.known_mask(load_array(args.mask, f"--mask {args.mask}"), values, f"--mask {args.mask}")
+    n = runs.rows_for(len(values), args.n, f"--inpaint {file}")
+    check_rows(compiled, n, f"{n} inpainted rows of {compiled.model.name}")
+    values, known = (np.broadcast_to(part, (n,) + part.shape[1:]).copy() for part in (values, known))
+    steps = 1000 if args.steps is None else args.steps
+    image = plots.visible_image(compiled)
+    shown = image if image and image[0] == layer else None
+    output = output or checkpoint.parent / f"inpainted-{n}.{'png' if plots.have_matplotlib() and shown else 'npy'}"
+    if output.suffix.lower() == ".png" and shown is None:
+        raise DSLError(f"layer '{layer}' of {compiled.model.name} is not an image: write the rows to a .npy file")
+    result = runs.inpaint(compiled, layer, values, known, steps=steps, seed=args.seed)
+    if output.suffix.lower() == ".npy":
+        np.save(output, result)
+    else:
+        evidence = np.where(known, values, np.nan).reshape((-1,) + shown[1])
+        title = f"{layer} of {compiled.model.name}: the unknown units after {steps} Gibbs steps"
+        plots.save_pairs(evidence, result.reshape((-1,) + shown[1]), output, title)
+    print(f"wrote {output} ({n} rows of {layer}, {known.mean():.0%} of the units known, the rest after {steps} Gibbs "
+          "steps)")
+    return 0
+
+
+def _sample_frames(args, compiled, checkpoint: Path, output: Path | None) -> int:
+    """--frames N after the run's seed frames (or --seed-frames): a .npy, a plot of the channels, or a summary."""
+    import numpy as np
+
+    from . import plots, runs
+    from .runtime.datasets import load_array
+    from .runtime.sequences import sequence_structure
+
+    if sequence_structure(compiled) is None:
+        raise DSLError(f"--frames: model {compiled.model.name} is not a sequence model (an input layer of past "
+                       "frames beside a visible frame layer); draw samples with -n")
+    if args.seed_frames:
+        seeds = runs.seed_frames(compiled, load_array(args.seed_frames, f"--seed-frames {args.seed_frames}"),
+                                 f"--seed-frames {args.seed_frames}")
+    else:
+        seeds = runs.load_seed_frames(compiled, checkpoint.parent)
+    gibbs_steps = 30 if args.gibbs_steps is None else args.gibbs_steps
+    frames = runs.generate_frames(compiled, args.frames, seeds, gibbs_steps=gibbs_steps,
+                                  mean_field=not args.sample_frames, seed=args.seed)
+    how = f"{'sampled frames' if args.sample_frames else 'visible means'}, {gibbs_steps} Gibbs steps a frame"
+    seeded = seeds.shape[-2]
+    described = f"{args.frames} frames of {frames.shape[-1]} channels after {seeded} seed frames ({how})"
+    if output is None:
+        print(f"generated {described}:")
+        for line in _frame_summary(frames):
+            print(line)
+        print("(write them with -o FILE.npy, or plot them with -o FILE.png)")
+        return 0
+    if output.suffix.lower() == ".npy":
+        np.save(output, frames)
+    else:
+        first = (seeds[0], frames[0]) if seeds.ndim == 3 else (seeds, frames)
+        several = f" (sequence 1 of {len(seeds)})" if seeds.ndim == 3 else ""
+        plots.save_channels(np.concatenate(first), output, f"{compiled.model.name}: {described}{several}",
+                            seeded=seeded)
+    print(f"wrote {output} ({described})")
+    return 0
+
+
+def _frame_summary(frames, limit: int = 16) -> list[str]:
+    """Per-channel mean, standard deviation and range of generated frames, as aligned lines."""
+    flat = frames.reshape(-1, frames.shape[-1])
+    lines = [f"  {'channel':>7}  {'mean':>9}  {'std':>9}  {'min':>9}  {'max':>9}"]
+    for channel in range(min(flat.shape[1], limit)):
+        column = flat[:, channel]
+        lines.append(f"  {channel:>7}  {column.mean():9.4f}  {column.std():9.4f}  {column.min():9.4f}  "
+                     f"{column.max():9.4f}")
+    if flat.shape[1] > limit:
+        lines.append(f"  ... and {flat.shape[1] - limit} more channels")
+    return lines
 
 
 COMMANDS = {
@@ -348,7 +666,9 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         if name == "eval":
             sub.add_argument("run", metavar="RUN_DIR", help="a directory written by `pgmdsl train` (or its model.npz)")
-            sub.add_argument("--data", required=True, metavar="SPEC", help="the rows to evaluate")
+            sub.add_argument("--data", required=True, metavar="SPEC",
+                             help="the rows to evaluate (for a sequence model, sequences), e.g. --data digits or "
+                                  "--data walk-test.npy")
             _add_evaluation_arguments(sub)
             continue
         _add_model_arguments(sub)
@@ -366,19 +686,27 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     from .runs import DEFAULT_LR, REAL_VALUED_LR
     from .runtime.datasets import DATA_SPECS
+    from .runtime.recipes import SEQUENCE_LR, SLOWER_LR
+
+    slower = ", ".join(f"{name} {rate:g}" for name, rate in SLOWER_LR.items())
 
     parser.add_argument("--data", required=True, metavar="SPEC", help=f"the training data: {DATA_SPECS}")
-    parser.add_argument("--method", default="pcd", choices=["cd", "pcd"],
-                        help="contrastive divergence or persistent CD (default pcd)")
-    parser.add_argument("--k", type=int, default=1, help="Gibbs sweeps per update (default 1)")
-    parser.add_argument("--epochs", type=int, default=20, help="passes over the training rows (default 20)")
+    parser.add_argument("--method", default=None, choices=["cd", "pcd", "pt"],
+                        help="contrastive divergence, persistent CD or parallel tempering (10 temperatures) "
+                             "(default: the model's recipe, pcd; cd for sequence models), e.g. --method cd")
+    parser.add_argument("--k", type=int, default=None, help="Gibbs sweeps per update (default 1)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="passes over the training rows (default 20; 60 for sequence models), e.g. --epochs 100")
     parser.add_argument("--lr", type=_learning_rates, default=None, metavar="RATE|NAME=RATE,...",
                         help=f"learning rate, or one per parameter: W=1,a=0,b=1 (0 freezes one); default "
-                             f"{DEFAULT_LR}, {REAL_VALUED_LR} for models with real-valued (quadratic) observed units")
-    parser.add_argument("--batch-size", type=int, default=10, help="rows per update (default 10)")
+                             f"{DEFAULT_LR}, {REAL_VALUED_LR} for models with real-valued (quadratic) observed units, "
+                             f"{SEQUENCE_LR} per parameter for sequence models ({slower})")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="rows per update (default 10; 100 for sequence models), e.g. --batch-size 50")
     parser.add_argument("--seed", type=int, default=0,
                         help="seeds the initial weights, the split and the sampler (default 0)")
-    parser.add_argument("--momentum", type=float, default=0.0, help="in [0, 1) (default 0)")
+    parser.add_argument("--momentum", type=float, default=None,
+                        help="in [0, 1) (default 0; 0.9 for sequence models), e.g. --momentum 0.5")
     parser.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty on weight matrices (default 0)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--no-standardize", action="store_true",
@@ -389,7 +717,8 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--generative-weight", type=float, default=0.01,
                         help="hybrid objective: weight of the generative step (default 0.01)")
     parser.add_argument("--validation-fraction", type=float, default=0.1,
-                        help="rows held out for the free-energy gap (default 0.1; 0 for none)")
+                        help="rows held out for the free-energy gap (default 0.1; 0 for none); for sequences, whole "
+                             "sequences (at least one), or the end of a single sequence")
     parser.add_argument("-o", "--output", metavar="RUN_DIR",
                         help="writes model.npz, metrics.csv, metrics.json and (with matplotlib) PNG pictures here "
                              "(default with --resume: the resumed run's directory)")
@@ -406,7 +735,8 @@ def _add_evaluation_arguments(parser: argparse.ArgumentParser, default_runs: int
     parser.add_argument("--ais-runs", type=int, default=default_runs,
                         help=f"AIS runs when log Z cannot be enumerated (default {default_runs}; 0: skip)")
     parser.add_argument("--ais-distributions", type=int, default=None,
-                        help="intermediate distributions (default: the 14,500 of Salakhutdinov and Murray)")
+                        help="intermediate distributions (default: the 14,500 of Salakhutdinov and Murray; 1,000 for "
+                             "sequence models, whose AIS runs per window)")
     parser.add_argument("--exact", action="store_true", help="enumerate for log Z even when it is large")
     parser.add_argument("--raise-runs", type=int, default=0,
                         help="RAISE runs per row: a conservative log-likelihood next to AIS's (default 0: none)")
@@ -415,13 +745,34 @@ def _add_evaluation_arguments(parser: argparse.ArgumentParser, default_runs: int
 
 def _add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", metavar="RUN_DIR", help="a directory written by `pgmdsl train` (or its model.npz)")
-    parser.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
-    parser.add_argument("--steps", type=int, default=1000, help="Gibbs sweeps from a random start (default 1000)")
+    parser.add_argument("-n", type=int, default=None,
+                        help="number of samples (default 64, or the rows given to --clamp/--inpaint)")
+    parser.add_argument("--steps", type=int, default=None, help="Gibbs sweeps from a random start (default 1000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mean", action="store_true",
                         help="the visible layer's probabilities given the last state, not draws")
     parser.add_argument("-o", "--output", metavar="FILE",
-                        help="FILE.png (tiles) or FILE.npy (rows); default RUN_DIR/samples-N.png")
+                        help="FILE.png (tiles; channels over time for --frames) or FILE.npy (rows); default "
+                             "RUN_DIR/samples-N.png (inpainted-N.png with --inpaint; a printed summary for --frames)")
+    parser.add_argument("--clamp", action="append", default=[], metavar="LAYER=FILE.npy",
+                        help="hold LAYER at the rows in FILE (one row for every sample, or n rows) and sample the "
+                             "visible layer given them, e.g. --clamp y=label.npy, or a CRBM's --clamp past=windows.npy")
+    parser.add_argument("--inpaint", metavar="[LAYER=]FILE.npy",
+                        help="rows of the visible layer whose known units (--mask) are kept and the rest sampled, "
+                             "e.g. --inpaint digits.npy --mask top-half.npy")
+    parser.add_argument("--mask", metavar="MASK.npy",
+                        help="with --inpaint: booleans (or 0/1) shaped as the rows or as one row; True = known, "
+                             "e.g. --mask top-half.npy")
+    parser.add_argument("--frames", type=int, default=None, metavar="N",
+                        help="a sequence model: generate N frames after the seed frames, e.g. --frames 200 -o gen.png")
+    parser.add_argument("--seed-frames", metavar="FILE.npy",
+                        help="with --frames: start after these frames, (T, channels) or (S, T, channels) with T >= "
+                             "order (default: the run's seed-frames.npy), e.g. --seed-frames start.npy")
+    parser.add_argument("--gibbs-steps", type=int, default=None,
+                        help="with --frames: Gibbs sweeps per frame, past clamped (default 30), e.g. --gibbs-steps 50")
+    parser.add_argument("--sample-frames", action="store_true",
+                        help="with --frames: each frame a draw of the visible layer, not its mean (noisier), e.g. "
+                             "--frames 100 --sample-frames")
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -45,7 +45,13 @@ def visible_image(compiled) -> tuple[str, tuple[int, int]] | None:
     drawn as a square when n is one (64 -> 8x8, 784 -> 28x28). With several
     visible layers (a classification RBM's pixels and label), the one image
     among those that are not one-hot; None when there is none or more than one.
+    A sequence model's flat frame layer holds channels, not pixels: not an image.
     """
+    from .runtime.sequences import sequence_structure
+
+    structure = sequence_structure(compiled)
+    if structure is not None and len(compiled.layers[structure[1]]["shape"]) == 1:
+        return None
     images = [(name, _image(tuple(info["shape"]))) for name, info in compiled.layers.items()
               if info["role"] == "visible" and not units.get(info["unit"]).event_axes]  # categoricals are labels
     images = [(name, shape) for name, shape in images if shape is not None]
@@ -121,6 +127,73 @@ def save_tiles(images, path, title: str = "", limit: int = 100, scale_each: bool
     axes = figure.add_subplot()
     axes.imshow(mosaic, cmap="gray", vmin=low_value, vmax=high_value, interpolation="nearest")
     axes.set_axis_off()
+    if title:
+        axes.set_title(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return Path(path)
+
+
+def save_pairs(left, right, path, title: str = "", limit: int = 64,
+               names: tuple[str, str] = ("known (unknown grey)", "completed")) -> Path:
+    """Draw evidence and results as two grids side by side, image k at the same place in both, to a PNG.
+
+    left, right: (n, height, width) each. Values of `left` that are NaN (the
+    units that were sampled) are drawn mid-grey, so what was known stands
+    out; both grids share one grey scale, 0..1 for values in it.
+    """
+    left, right = np.asarray(left, dtype=np.float64), np.asarray(right, dtype=np.float64)
+    if left.shape != right.shape or left.ndim != 3 or len(left) == 0:
+        raise ValueError(f"save_pairs takes two arrays of one shape (n, height, width), got {left.shape} and "
+                         f"{right.shape}")
+    if len(left) > limit:
+        title = f"{title} (first {limit} of {len(left)})".strip()
+        left, right = left[:limit], right[:limit]
+    values = np.concatenate([left[np.isfinite(left)], right[np.isfinite(right)]])
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+    if low >= 0.0 and high <= 1.0:
+        low, high = 0.0, 1.0
+    mosaics = [_mosaic(np.where(np.isfinite(left), left, (low + high) / 2), fill=high), _mosaic(right, fill=high)]
+    height, width = mosaics[0].shape
+    inches = 4.0 / max(height, width)
+    figure = _figure(2 * width * inches + 0.6, height * inches + 0.8)
+    for k, (mosaic, name) in enumerate(zip(mosaics, names)):
+        axes = figure.add_subplot(1, 2, k + 1)
+        axes.imshow(mosaic, cmap="gray", vmin=low, vmax=high, interpolation="nearest")
+        axes.set_axis_off()
+        axes.set_title(name, fontsize=9)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return Path(path)
+
+
+def save_channels(frames, path, title: str = "", seeded: int = 0, limit: int = 16) -> Path:
+    """Draw a sequence's channels over time, one trace each (offset, first at the top), to a PNG.
+
+    frames: (T, channels). seeded: how many leading frames were given rather
+    than generated; a vertical line marks where generation starts. More
+    than `limit` channels: the first `limit` are drawn (the title says so).
+    """
+    frames = np.asarray(frames, dtype=np.float64)
+    if frames.ndim != 2 or 0 in frames.shape:
+        raise ValueError(f"save_channels takes frames of shape (T, channels), got {frames.shape}")
+    if frames.shape[1] > limit:
+        title = f"{title} (first {limit} of {frames.shape[1]} channels)".strip()
+        frames = frames[:, :limit]
+    centred = frames - frames.mean(axis=0)
+    spacing = 3.0 * max(float(centred.std(axis=0).max()), 1e-12)
+    count = frames.shape[1]
+    figure = _figure(8.0, 1.0 + 0.45 * count)
+    axes = figure.add_subplot()
+    for channel in range(count):
+        axes.plot(centred[:, channel] - channel * spacing, linewidth=0.8)
+    if 0 < seeded < len(frames):
+        axes.axvline(seeded - 0.5, color="grey", linestyle="--", linewidth=0.8)
+    axes.set_yticks([-channel * spacing for channel in range(count)], [str(c) for c in range(count)])
+    axes.set_xlabel("frame")
+    axes.set_ylabel("channel")
     if title:
         axes.set_title(title, fontsize=10)
     figure.tight_layout()

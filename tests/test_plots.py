@@ -80,3 +80,26 @@ def test_pictures_leave_the_pyplot_backend_alone(tmp_path):
     before = matplotlib.get_backend()
     plots.save_tiles(np.zeros((1, 2, 2)), tmp_path / "z.png")
     assert matplotlib.get_backend() == before
+
+
+def test_a_sequence_models_flat_frame_is_not_an_image():
+    assert plots.visible_image(pgmdsl.load("crbm", nv=16, nh=2, order=1).compile()) is None  # 16 channels, not 4x4
+
+
+def test_save_pairs(tmp_path):
+    pytest.importorskip("matplotlib")
+    right = np.random.default_rng(0).random((5, 4, 4))
+    left = np.where(right > 0.5, right, np.nan)  # NaN: the units that were sampled, drawn grey
+    assert plots.save_pairs(left, right, tmp_path / "p.png", "pairs", limit=3).read_bytes()[:8] == PNG
+    assert plots.save_pairs(np.full((1, 2, 2), np.nan), right[:1, :2, :2] * 9, tmp_path / "q.png").is_file()
+    with pytest.raises(ValueError, match="two arrays of one shape"):
+        plots.save_pairs(left, right[:2], tmp_path / "bad.png")
+
+
+def test_save_channels(tmp_path):
+    pytest.importorskip("matplotlib")
+    frames = np.sin(np.arange(60)[:, None] / 5 + np.arange(20))  # 20 channels: the first 16 drawn
+    assert plots.save_channels(frames, tmp_path / "c.png", "waves", seeded=3).read_bytes()[:8] == PNG
+    assert plots.save_channels(np.zeros((5, 1)), tmp_path / "flat.png").is_file()  # a constant channel
+    with pytest.raises(ValueError, match="frames of shape \\(T, channels\\)"):
+        plots.save_channels(np.zeros(5), tmp_path / "bad.png")

@@ -124,3 +124,97 @@ def test_save_pictures_without_matplotlib(trained, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert runs.save_pictures(trained, trained.history, tmp_path) == (
         [], ["no pictures: matplotlib is not installed (pip install 'pgmdsl[plot]')"])
+
+
+# ---- evidence: clamped layers and inpainting ----
+
+def test_visible_samples_with_clamped_layers(trained):
+    hidden = np.eye(6)[:2]
+    means = runs.visible_samples(trained, 2, steps=1, means=True, clamp={"h": hidden})
+    expected = 1 / (1 + np.exp(-(np.asarray(trained.params["a"]) + hidden @ np.asarray(trained.params["W"]).T)))
+    np.testing.assert_allclose(means, expected, rtol=1e-6)  # p(v | h) for the clamped h
+    class_rbm = pgmdsl.load("class_rbm", nx=4, ny=2, nh=3).compile()
+    pixels = runs.visible_samples(class_rbm, 3, steps=2, clamp={"y": np.eye(2)[[0, 1, 1]]})  # x given the labels
+    assert pixels.shape == (3, 4)
+    with pytest.raises(DSLError, match="clamping v leaves no visible layer of rbm to sample"):
+        runs.visible_samples(trained, 2, steps=1, clamp={"v": np.zeros((2, 16))})
+    with pytest.raises(DSLError, match="layer 'y' of class_rbm is clamped"):
+        runs.visible_samples(class_rbm, 3, steps=1, layer="y", clamp={"y": np.eye(2)[[0, 1, 1]]})
+    crbm = pgmdsl.load("crbm", nv=3, nh=2, order=1).compile()
+    assert runs.visible_samples(crbm, 2, steps=1, clamp={"past": np.zeros((2, 1, 3))}).shape == (2, 3)
+
+
+def test_clamp_rows_takes_one_row_or_rows_flat_or_shaped():
+    conv = pgmdsl.load("conv_rbm", NV=4, NW=3, K=2).compile()  # v[1, 4, 4]
+    assert runs.clamp_rows(conv, "v", np.zeros(16)).shape == (1, 1, 4, 4)
+    assert runs.clamp_rows(conv, "v", np.zeros((1, 4, 4))).shape == (1, 1, 4, 4)
+    assert runs.clamp_rows(conv, "v", np.zeros((3, 16))).shape == (3, 1, 4, 4)
+    assert runs.clamp_rows(conv, "v", np.zeros((3, 1, 4, 4))).shape == (3, 1, 4, 4)
+    with pytest.raises(DSLError, match=r"^error: --clamp v: an array of shape \(3, 15\); the layer takes one row"):
+        runs.clamp_rows(conv, "v", np.zeros((3, 15)))
+    with pytest.raises(DSLError, match="layer 'v' has binary units, which take values in \\[0, 1\\]"):
+        runs.clamp_rows(conv, "v", np.full(16, 2.0))
+    with pytest.raises(DSLError, match="--clamp z: model conv_rbm has no such layer"):
+        runs.clamp_rows(conv, "z", np.zeros(16))
+    crbm = pgmdsl.load("crbm", nv=2, nh=2, order=2).compile()
+    with pytest.raises(DSLError, match="--clamp past: the rows contain NaN"):
+        runs.clamp_rows(crbm, "past", np.full((2, 2), np.nan))
+    np.testing.assert_array_equal(runs.layer_rows(crbm, "past", np.arange(4.0), "x"), [[[0, 1], [2, 3]]])
+
+
+def test_rows_for_reconciles_the_rows_given_with_n():
+    assert runs.rows_for(1, None, "--clamp") == 64
+    assert runs.rows_for(5, None, "--clamp") == 5
+    assert runs.rows_for(1, 9, "--clamp") == 9 and runs.rows_for(5, 5, "--clamp") == 5
+    with pytest.raises(DSLError, match="--clamp holds 5 rows and -n is 9: give one row \\(repeated\\) or -n 5"):
+        runs.rows_for(5, 9, "--clamp")
+
+
+def test_inpaint_layer_picks_the_visible_layer():
+    assert runs.inpaint_layer(pgmdsl.load("rbm", nv=4, nh=2).compile()) == "v"
+    class_rbm = pgmdsl.load("class_rbm", nx=16, ny=3, nh=2).compile()
+    assert runs.inpaint_layer(class_rbm) == "x" and runs.inpaint_layer(class_rbm, "y") == "y"
+    with pytest.raises(DSLError, match="has no such visible layer"):
+        runs.inpaint_layer(class_rbm, "h")
+    with pytest.raises(DSLError, match="visible layers x, y: name one"):
+        runs.inpaint_layer(pgmdsl.load("class_rbm", nx=10, ny=3, nh=2).compile())  # no image among them
+    with pytest.raises(DSLError, match="conditioned on past; inpainting takes a model without input layers"):
+        runs.inpaint_layer(pgmdsl.load("crbm", nv=2, nh=2, order=1).compile())
+
+
+def test_known_mask_is_boolean_like_and_shaped_as_the_rows():
+    rows = np.zeros((3, 4))
+    assert runs.known_mask(np.array([True, False, True, False]), rows).shape == (3, 4)  # one row for all
+    np.testing.assert_array_equal(runs.known_mask(np.eye(4)[:3].astype(np.uint8), rows), np.eye(4)[:3] == 1)
+    assert runs.known_mask(np.ones((3, 4)), rows).all()
+    for mask, message in [(np.full(4, 0.5), "holds 0.5; a mask is boolean"),
+                          (np.array(["yes"] * 4), "holds <U3 values"),
+                          (np.ones((3, 5)), r"an array of shape \(3, 5\); it must match the rows \(\(3, 4\)\)"),
+                          (np.ones((2, 4)), "2 rows of mask for 3 rows of values")]:
+        with pytest.raises(DSLError, match=message):
+            runs.known_mask(mask, rows)
+
+
+def test_inpaint_keeps_the_known_units_and_ignores_the_unknown_values(trained):
+    images = pgmdsl.datasets.bars_and_stripes()[[1, 20]]
+    known = np.zeros((2, 16), bool)
+    known[:, :8] = True
+    values = np.where(known, images, np.nan)  # what the unknown units hold does not matter
+    result = runs.inpaint(trained, "v", values, known, steps=5, seed=2)
+    np.testing.assert_array_equal(result[known], images[known])
+    assert set(np.unique(result)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(result, runs.inpaint(trained, "v", values, known, steps=5, seed=2))
+    with pytest.raises(DSLError, match="binary units"):
+        runs.inpaint(trained, "v", np.where(known, 3.0, 0.0), known, steps=1)
+
+
+def test_inpaint_answers_in_the_data_units():
+    from pgmdsl.runtime import standardize
+
+    rows = np.random.default_rng(0).normal([100.0, -3.0], [10.0, 0.1], size=(50, 2))
+    model = pgmdsl.load("gbrbm", nv=2, nh=2).compile(dtype="float64")
+    model.standardization = standardize.fit(model, {"v": rows})
+    known = np.array([[True, False]] * 3)
+    result = runs.inpaint(model, "v", rows[:3], known, steps=20)
+    np.testing.assert_array_equal(result[:, 0], rows[:3, 0])
+    assert np.all(np.abs(result[:, 1] + 3) < 2)  # around the data's -3, not the standardised 0

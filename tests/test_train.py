@@ -109,7 +109,7 @@ def test_options_are_validated():
         c.fit(BARS, lr=-1)
     with pytest.raises(DSLError, match="fit: unknown option learning_rate"):
         c.fit(BARS, learning_rate=0.1)
-    with pytest.raises(DSLError, match="fit: method must be 'cd' or 'pcd'"):
+    with pytest.raises(DSLError, match="fit: method must be 'cd', 'pcd' or 'pt'"):
         c.fit(BARS, method="gd")
     with pytest.raises(DSLError, match=r"layer 'v' has shape \(8,\) per row"):
         c.fit(np.zeros((4, 5)))

@@ -319,3 +319,83 @@ def test_a_diverging_run_is_one_line_without_numpy_warnings(real_rows, tmp_path,
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "warning:" not in err
     assert err.startswith("error: training diverged in epoch ") and "numpy warned of overflow in " in err
+
+
+# ---- evidence from the command line: --clamp and --inpaint ----
+
+@pytest.fixture
+def evidence(run_dir, tmp_path):
+    """Files of rows for the bars run: two images, one hidden code, a mask of the top half."""
+    images = np.array([[1.0] * 4 + [0.0] * 12, [0.0, 1.0, 0.0, 0.0] * 4])
+    np.save(tmp_path / "images.npy", images)
+    np.save(tmp_path / "code.npy", np.eye(8)[3])
+    mask = np.zeros((4, 4), bool)
+    mask[:2] = True
+    np.save(tmp_path / "top.npy", mask)
+    return tmp_path, images, mask.ravel()
+
+
+def test_sample_with_a_clamped_hidden_layer(run_dir, evidence, capsys):
+    folder, _, _ = evidence
+    out = folder / "given-h.npy"
+    assert main(["sample", str(run_dir), "--clamp", f"h={folder / 'code.npy'}", "-n", "5", "--steps", "2", "--mean",
+                 "-o", str(out)]) == 0
+    means = np.load(out)
+    assert means.shape == (5, 16) and np.allclose(means, means[0])  # p(v | h) for the same h in every chain
+    assert f"wrote {out} (5 samples after 2 Gibbs steps with h clamped)" in capsys.readouterr().out
+    pytest.importorskip("matplotlib")
+    assert main(["sample", str(run_dir), "--clamp", f"h={folder / 'code.npy'}", "-n", "4", "--steps", "1",
+                 "-o", str(folder / "given-h.png")]) == 0
+    assert (folder / "given-h.png").read_bytes()[:8] == PNG
+
+
+def test_sample_inpaints_the_unknown_units(run_dir, evidence, capsys):
+    folder, images, known = evidence
+    out = folder / "completed.npy"
+    assert main(["sample", str(run_dir), "--inpaint", str(folder / "images.npy"), "--mask", str(folder / "top.npy"),
+                 "--steps", "10", "-o", str(out)]) == 0
+    completed = np.load(out)
+    assert completed.shape == (2, 16) and np.array_equal(completed[:, known], images[:, known])
+    assert "(2 rows of v, 50% of the units known, the rest after 10 Gibbs steps)" in capsys.readouterr().out
+    assert main(["sample", str(run_dir), "--inpaint", f"v={folder / 'images.npy'}", "--mask", str(folder / "top.npy"),
+                 "-n", "2", "--steps", "1", "-o", str(out)]) == 0
+    pytest.importorskip("matplotlib")
+    assert main(["sample", str(run_dir), "--inpaint", str(folder / "images.npy"), "--mask", str(folder / "top.npy"),
+                 "--steps", "1"]) == 0  # default: RUN_DIR/inpainted-2.png, known and completed side by side
+    assert (run_dir / "inpainted-2.png").read_bytes()[:8] == PNG
+
+
+def test_evidence_errors_are_one_line(run_dir, evidence, capsys):
+    folder, _, _ = evidence
+    np.save(folder / "half.npy", np.full(16, 0.5))
+    np.save(folder / "wide.npy", np.zeros((2, 17)))
+    np.save(folder / "threes.npy", np.full((3, 16), 0.0))
+    images, top = str(folder / "images.npy"), str(folder / "top.npy")
+    cases = [
+        (["--clamp", f"x={images}"], "--clamp x: model rbm has no such layer (its layers: v, h)"),
+        (["--clamp", f"v={images}"], "clamping v leaves no visible layer of rbm to sample"),
+        (["--clamp", f"h={images}"], "--clamp h: an array of shape (2, 16); the layer takes one row of shape (8,)"),
+        (["--clamp", "h"], "--clamp takes LAYER=FILE.npy, got 'h'"),
+        (["--clamp", f"h={folder / 'missing.npy'}"], f"--clamp h={folder / 'missing.npy'}: no such file"),
+        (["--clamp", f"h={folder / 'code.npy'}", "--clamp", f"h={folder / 'code.npy'}"], "--clamp h: given twice"),
+        (["--inpaint", images, "--mask", str(folder / "half.npy")], "holds 0.5; a mask is boolean"),
+        (["--inpaint", str(folder / "wide.npy"), "--mask", top], "an array of shape (2, 17); the layer takes one row"),
+        (["--inpaint", images, "--mask", str(folder / "threes.npy")], "3 rows of mask for 2 rows of values"),
+        (["--inpaint", images], "--inpaint FILE.npy and --mask MASK.npy go together"),
+        (["--inpaint", images, "--mask", top, "-n", "3"], "holds 2 rows and -n is 3"),
+        (["--inpaint", images, "--mask", top, "--clamp", f"h={folder / 'code.npy'}"], "--inpaint does not go with"),
+        (["--inpaint", f"h={images}", "--mask", top], "--inpaint h=...: model rbm has no such visible layer"),
+    ]
+    for options, message in cases:
+        assert main(["sample", str(run_dir)] + options) == 1, options
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, (options, err)
+
+
+def test_a_png_of_what_is_not_an_image_is_refused(tmp_path, capsys):
+    pgmdsl_rbm = __import__("pgmdsl").load("rbm", nv=5, nh=2).compile()
+    pgmdsl_rbm.save(tmp_path / "model.npz")
+    assert main(["sample", str(tmp_path), "-n", "2", "--steps", "1"]) == 0  # the default output: a .npy
+    assert np.load(tmp_path / "samples-2.npy").shape == (2, 5)
+    assert main(["sample", str(tmp_path), "-n", "2", "-o", str(tmp_path / "s.png")]) == 1
+    assert "is not an image: write the samples to a .npy file" in capsys.readouterr().err

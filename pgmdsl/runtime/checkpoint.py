@@ -4,8 +4,9 @@ The file holds the parameters, the model's .dgm source with every file it
 imports (and where each import led), its sizes, dtype, backend and compiler
 version, the standardisation of its real-valued data when it was trained on
 standardised rows (runtime.standardize: `compiled.standardization`), and
-optionally the trainer's state (momentum, persistent chains,
-random-generator state, history) so a run can resume exactly. Strings are
+optionally the trainer's state (momentum, persistent chains, the
+negative-phase sampler's own arrays, random-generator state, history) so a
+run can resume exactly. Strings are
 stored as numpy unicode arrays, so loading needs no pickle. Writes are atomic.
 
 A checkpoint is untrusted data: it may be truncated, bit-flipped or made by
@@ -28,7 +29,7 @@ import numpy as np
 from .. import __version__
 from ..errors import DSLError
 from ..ir.library import SourceFile
-from .checkpoint_contents import (META, checked, described, embedded_files, fit_activity, fit_chains,
+from .checkpoint_contents import (ARRAY_GROUPS, META, checked, described, embedded_files, fit_activity, fit_chains,
                                   fit_parameters, fit_standardization, fit_velocity, json_member, numbers, parameter,
                                   read_members, standardization_arrays, text_member, training_state)
 from .gpu import to_host as _host
@@ -60,10 +61,10 @@ def save(path, compiled, training: dict | None = None) -> Path:
             arrays[f"standardize/mean/{layer}"] = np.asarray(standardization.mean[layer], dtype=np.float64)
             arrays[f"standardize/scale/{layer}"] = np.asarray(standardization.scale[layer], dtype=np.float64)
     if training is not None:
-        for group in ("velocity", "chains"):
+        for group in ARRAY_GROUPS:
             for name, value in (training.get(group) or {}).items():
                 arrays[f"train/{group}/{name}"] = np.asarray(_host(value))
-        state = {k: v for k, v in training.items() if k not in ("velocity", "chains")}
+        state = {k: v for k, v in training.items() if k not in ARRAY_GROUPS}
         arrays["train/state"] = np.array(json.dumps(state))
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(path)
@@ -130,7 +131,8 @@ def read(path) -> dict:
     arrays as stored (real numbers of any shape: the model decides the
     shapes); "files" the embedded .dgm files (None in checkpoints older than
     them); "standardization" None or {"mean": {layer: array}, "scale": ...};
-    "training" is None or the trainer's state with its "velocity" and "chains" arrays.
+    "training" is None or the trainer's state with its "velocity", "chains" and "sampler" arrays (the
+    last as stored: the sampler checks them when it restores them, runtime.samplers).
     """
     members = read_members(path)
     if "meta" not in members or "source" not in members:

@@ -4,7 +4,8 @@ A checkpoint is untrusted data (runtime.checkpoint): every member's header
 is checked before any array is read (runtime.npzfile), then `meta`,
 `source`, the embedded files and the training state are typed key by key,
 and the arrays (parameters, momentum, chains, the standardisation of the
-data) are fitted to the model: present, shaped as declared, real,
+data) are fitted to the model (a sampler's own arrays, train/sampler/, by
+the sampler when it restores them: runtime.samplers): present, shaped as declared, real,
 finite and within the model's dtype. Every failure is one DSLError naming
 the file and the member or key.
 """
@@ -19,7 +20,7 @@ from ..errors import DSLError
 from ..ir.library import SourceFile
 from .npzfile import read_npz
 from .npzfile import shown as _shown
-from .standardize import OBSERVED, Standardization, standardizable
+from .standardize import Standardization, conditioned_layers, frames_mismatch, standardized_shapes
 
 # What the arrays of one checkpoint may declare together, checked from their headers before any is read:
 # far above any model this compiler trains on one machine, far below what a few bytes should make it allocate.
@@ -121,6 +122,8 @@ def _is_pcg64_state(value) -> bool:
             and _is_int(value.get("has_uint32"), 0, 1) and _is_int(value.get("uinteger"), 0, 2**32 - 1))
 
 
+ARRAY_GROUPS = ("velocity", "chains", "sampler")  # train/GROUP/NAME arrays beside train/state
+
 TRAINING = {
     "options": (lambda value: isinstance(value, dict), "an object of fit's options"),
     "rng": (_is_pcg64_state, "a PCG64 generator state"),
@@ -145,6 +148,7 @@ def training_state(path, members: dict) -> dict:
                        f"{training['epoch']} epochs")
     training["velocity"] = numbers(path, members, "train/velocity/", momentum)
     training["chains"] = numbers(path, members, "train/chains/", _chain)
+    training["sampler"] = numbers(path, members, "train/sampler/", _sampler)
     return training
 
 
@@ -194,6 +198,10 @@ def momentum(name: str) -> str:
 
 def _chain(name: str) -> str:
     return f"chains 'train/chains/{name}'"
+
+
+def _sampler(name: str) -> str:
+    return f"sampler state 'train/sampler/{name}'"
 
 
 def described(name: str, sizes: dict) -> str:
@@ -277,8 +285,9 @@ def fit_standardization(path, stored: dict | None, model):
     """The stored standardisation checked against `model`, as a runtime.standardize.Standardization (or None).
 
     A mean and a scale for each layer, only for observed layers whose units
-    take real values (standardize.standardizable), shaped as one row of the
-    layer, finite, and every scale positive: a zero scale would divide by
+    take real values (standardize.standardized_shapes: a sequence model's
+    past too, holding its frame layer's transform for each past frame),
+    shaped as one row of the layer, finite, and every scale positive: a zero scale would divide by
     zero for every later row, a negative one would mirror the data.
     """
     if stored is None:
@@ -288,8 +297,7 @@ def fit_standardization(path, stored: dict | None, model):
         unpaired = sorted(set(mean) ^ set(scale))
         raise DSLError(f"checkpoint {path}: the standardisation of layer {', '.join(unpaired)} lacks its mean or "
                        "its scale (standardize/mean/LAYER and standardize/scale/LAYER come in pairs)")
-    shapes = {layer.name: tuple(layer.shape) for layer in model.layers
-              if layer.role in OBSERVED and standardizable(layer.unit)}
+    shapes = standardized_shapes(model)
     whose = f"model {model.name}'s observed real-valued layers"
     shaped = f"model {described(model.name, model.arguments)} declares"
     fitted = {part: fit_arrays(path, stored[part], shapes, np.float64, _standardized(part), whose, shaped,
@@ -298,7 +306,11 @@ def fit_standardization(path, stored: dict | None, model):
         if not np.all(value > 0):
             raise DSLError(f"checkpoint {path}: {_standardized('scale')(layer)} holds values <= 0 (a scale is a "
                            "positive standard deviation)")
-    return Standardization(fitted["mean"], fitted["scale"])
+    standardization = Standardization(fitted["mean"], fitted["scale"], conditioned_layers(model, fitted["mean"]))
+    mismatch = frames_mismatch(standardization, model)
+    if mismatch:
+        raise DSLError(f"checkpoint {path}: the standardisation does not fit sequence model {model.name}: {mismatch}")
+    return standardization
 
 
 def fit_velocity(path, velocity: dict, params: dict, compiled) -> dict:

@@ -158,7 +158,13 @@ class Compiled:
     def fit(self, data, method: str = "cd", k: int = 1, epochs: int = 10, batch_size: int = 10, lr: float = 0.05,
             momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0, callbacks=(), clamp=(),
             validation=None, checkpoint=None, resume=None, monitor=(), check_data=True, **options):
-        """Train by CD-k or PCD-k (or on log p(labels | rest): objective=, labels=); returns the per-epoch History.
+        """Train by CD-k, PCD-k or parallel tempering (or on log p(labels | rest): objective=, labels=); returns
+        the per-epoch History.
+
+        method: a sampler of runtime.samplers: "cd", "pcd", or "pt" (persistent chains at each of
+        temperatures= inverse temperatures, default 10 geometric from 1 to 0.1, exchanged between neighbours;
+        the History reports swap_rate, and swap_rate_t per pair). chains= sets the persistent chains (per
+        temperature for pt; default batch_size).
 
         data: an array for the one observed layer, or a dict of arrays for several
         (visible and input layers). validation: held-out data for the free-energy
@@ -192,9 +198,16 @@ class Compiled:
         self.history = trainer.run()
         return self.history
 
-    def sample(self, n: int, steps: int = 1000, clamp: dict | None = None, init: dict | None = None, seed: int = 0) -> dict:
+    def sample(self, n: int, steps: int = 1000, clamp: dict | None = None, init: dict | None = None, seed: int = 0,
+               method: str = "gibbs", temperatures=None) -> dict:
         """n chains of `steps` Gibbs sweeps; `clamp` fixes layers (or inputs) to given arrays (inpainting
-        fixes units by clamping a layer and restoring the free units yourself: see `inpaint`)."""
+        fixes units by clamping a layer and restoring the free units yourself: see `inpaint`).
+
+        method="pt": parallel tempering (runtime.samplers.pt): each step is a sweep of every chain at every
+        inverse temperature of the ladder (temperatures=: a count, default 10, geometric from 1 to 0.1, or the
+        values, 1.0 among them) and exchanges between neighbours; the chains at inverse temperature 1 are
+        returned. It crosses between modes that plain Gibbs sampling visits rarely."""
+        from . import samplers
         from .sampling import gibbs, initial_state
 
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
@@ -205,6 +218,11 @@ class Compiled:
         rng = self.random(seed)
         clamp = {k: self._rows(k, v, n) for k, v in (clamp or {}).items()}
         init = {k: self._rows(k, v, n) for k, v in (init or {}).items()}
+        if method != "gibbs":
+            settings = {} if temperatures is None else {"temperatures": temperatures}
+            return samplers.run(self, method, int(n), int(steps), rng, {**init, **clamp}, tuple(clamp), **settings)
+        if temperatures is not None:
+            raise DSLError("sample: temperatures= is for method='pt', not method='gibbs'")
         state = initial_state(self, n, rng, {**init, **clamp})
         return gibbs(self, state, rng, steps, clamped=tuple(clamp))
 

@@ -159,7 +159,16 @@ def _dims(shape) -> str:
 
 
 DATA_SPECS = ("digits, digits-binary, bars, bars:N, FILE.npy, FILE.npz (one array, and optionally 'labels'), "
-              "FILE.idx or FILE-idxN-ubyte(.gz)")
+              "FILE.idx or FILE-idxN-ubyte(.gz); for sequence models oscillators, oscillators:S,T, or a .npy/.npz "
+              "of (T, channels) or (S, T, channels)")
+
+
+# The sequences of --data oscillators: enough windows for the sequence recipe's batches of 100 to make a few
+# dozen updates an epoch, and several whole sequences to hold one out.
+OSCILLATORS = {"sequences": 10, "frames": 400}
+SEQUENCE_SPECS = (f"oscillators ({OSCILLATORS['sequences']} sequences of {OSCILLATORS['frames']} frames; channels: "
+                  "the model's frame size), oscillators:S,T (S sequences of T frames), FILE.npy or FILE.npz holding "
+                  "one sequence (T, channels) or several (S, T, channels)")
 
 
 def load_data(spec: str, dtype="float64") -> np.ndarray:
@@ -179,9 +188,85 @@ def load_data(spec: str, dtype="float64") -> np.ndarray:
         if not size.isdigit():
             raise DataError(f"--data {spec}: bars:N takes a positive integer N (the image side), got '{size}'")
         data = bars_and_stripes(int(size))
+    elif _is_oscillators(spec):
+        raise DataError(f"--data {spec}: sequences, for a sequence model (an input layer of past frames beside the "
+                        "frame layer, as crbm); this model takes rows")
     else:
         data = _from_file(Path(spec))
     return _rows(data, spec).astype(dtype, copy=False)
+
+
+def load_sequences(spec: str, channels: int, dtype="float64") -> np.ndarray:
+    """Sequences for a --data spec of a sequence model, as one array (S, T, channels); see SEQUENCE_SPECS.
+
+    channels: the model's values per frame, which the built-in oscillators
+    are made with. A file holds one sequence (T, C), taken as S = 1, or
+    several of one length (S, T, C); its C may differ from `channels` (the
+    caller sizes the model from it). Anything else is a DataError naming
+    the shape it has and the shapes it could have.
+    """
+    spec = str(spec)
+    if _is_oscillators(spec):
+        sequences, frames = _oscillator_sizes(spec)
+        data = oscillators(sequences=sequences, frames=frames, channels=channels)
+    elif spec in ("digits", "digits-binary") or spec == "bars" or spec.startswith("bars:"):
+        raise DataError(f"--data {spec}: rows, not sequences; a sequence model takes {SEQUENCE_SPECS}")
+    else:
+        path = Path(spec)
+        if _file_kind(path.name.lower()) not in ("npy", "npz"):
+            raise DataError(f"--data {spec}: not a sequence data set or file (expected {SEQUENCE_SPECS})")
+        data = _from_file(path)
+    return _sequences(data, spec).astype(dtype, copy=False)
+
+
+def load_array(spec: str, what: str) -> np.ndarray:
+    """The one array of a .npy (or a .npz holding one array), as stored (not flattened); errors start with `what`.
+
+    For arrays the command line takes besides --data (what: "--clamp y=label.npy",
+    "--mask m.npy", ...): read with the same checks and budget as data
+    files, never unpickled.
+    """
+    path = Path(spec)
+    if _file_kind(path.name.lower()) not in ("npy", "npz"):
+        raise DataError(f"{what}: expected a .npy file (or a .npz holding one array)")
+    if not path.is_file():
+        raise DataError(f"{what}: no such file")
+    array = np.asarray(_load(path, lambda files: _data_key(path, files)))
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"{what}: the array holds {array.dtype} values, not numbers")
+    return array
+
+
+def _is_oscillators(spec: str) -> bool:
+    return spec == "oscillators" or spec.startswith("oscillators:")
+
+
+def _oscillator_sizes(spec: str) -> tuple[int, int]:
+    """(sequences, frames) of `oscillators` or `oscillators:S,T`."""
+    given = spec.partition(":")[2]
+    if not given:
+        return OSCILLATORS["sequences"], OSCILLATORS["frames"]
+    parts = given.split(",")
+    if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
+        raise DataError(f"--data {spec}: oscillators:S,T takes two positive integers (S sequences of T frames), "
+                        f"got '{given}'")
+    return int(parts[0]), int(parts[1])
+
+
+def _sequences(data: np.ndarray, spec: str) -> np.ndarray:
+    """(S, T, C) sequences, numeric and finite, from an array of one sequence (T, C) or several (S, T, C)."""
+    data = np.asarray(data)
+    if data.dtype.kind not in "biuf":
+        raise DataError(f"--data {spec}: the array holds {data.dtype} values, not numbers")
+    if data.ndim not in (2, 3):
+        raise DataError(f"--data {spec}: an array of shape {data.shape}; sequences are one (T frames, C channels) "
+                        "or several (S, T, C) of one length")
+    data = data[None] if data.ndim == 2 else data
+    if 0 in data.shape:
+        raise DataError(f"--data {spec}: an empty array of shape {data.shape} (S sequences, T frames, C channels)")
+    if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
+        raise DataError(f"--data {spec}: the array contains NaN or infinite values")
+    return data
 
 
 def load_labels(spec: str) -> np.ndarray:

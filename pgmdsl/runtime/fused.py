@@ -16,9 +16,11 @@ buffers. One PCD-1 update, about 20 array calls:
     the chains' next hidden units         one uniform draw, one comparison
 
 It makes the same draws from the same generator in the same order as the
-generic trainer (`runtime.train.Trainer.update`, `persistent_hidden` for
-PCD), so the two agree to rounding; the trainer uses it whenever the model
-packs and no option needs the generic path (`fused_reason`).
+generic trainer (`runtime.train.Trainer.update` with the cd and pcd samplers
+of runtime.samplers, `persistent_hidden` for PCD), so the two agree to
+rounding; the trainer uses it whenever the model packs and no option needs
+the generic path (`fused_reason`; other samplers, such as pt, take the
+generic update).
 """
 
 from __future__ import annotations
@@ -32,8 +34,12 @@ from .packing import PackedLayout, packed_layout, why_not_packed
 
 def fused_reason(compiled, options, clamp=()) -> str | None:
     """None when `FusedStep` can train this model with these options; otherwise why not."""
+    from . import samplers
+
     if not options.fused:
         return "fused=False"
+    if not samplers.get(options.method).packed:
+        return f"{options.method}: the generic update"
     if options.objective != "generative":
         return f"the {options.objective} objective needs the generic trainer"
     if options.sparsity_target is not None:

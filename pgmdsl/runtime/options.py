@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
+
+import numpy as np
 
 from ..errors import DSLError
 
 MAX_SWEEPS = 10_000  # Gibbs or mean-field sweeps per update: far beyond any use (k = 1000 is already slow)
+MAX_TEMPERATURES = 1000  # parallel tempering's ladder: chains at every one, so far beyond any use
 
 
 def _positive_int(value) -> bool:
@@ -32,8 +36,32 @@ def _rates(value) -> bool:
             and all(_nonnegative(v) for v in value.values()) and any(v > 0 for v in value.values()))
 
 
+def _ladder(value) -> bool:
+    """None (the sampler's default), a count of temperatures, or inverse temperatures in (0, 1] with 1 among them."""
+    if value is None or (_positive_int(value) and 2 <= value <= MAX_TEMPERATURES):
+        return True
+    if not isinstance(value, tuple) or not 2 <= len(value) <= MAX_TEMPERATURES:
+        return False
+    if not all(isinstance(b, float) and math.isfinite(b) and 0 < b <= 1 for b in value) or 1.0 not in value:
+        return False
+    steps = [b - a for a, b in zip(value, value[1:])]
+    return all(step > 0 for step in steps) or all(step < 0 for step in steps)
+
+
+def _method(value) -> bool:
+    from . import samplers
+
+    return isinstance(value, str) and value in samplers.names()
+
+
+def _methods() -> str:
+    from . import samplers
+
+    return samplers.described()
+
+
 CHECKS = {
-    "method": (lambda v: v in ("cd", "pcd"), "'cd' or 'pcd'"),
+    "method": (_method, _methods),
     "k": (_sweeps, f"a positive integer up to {MAX_SWEEPS}"),
     "epochs": (_positive_int, "a positive integer"),
     "batch_size": (_positive_int, "a positive integer"),
@@ -56,6 +84,8 @@ CHECKS = {
                   "'generative', 'discriminative' or 'hybrid'"),
     "labels": (lambda v: v is None or (isinstance(v, str) and v != ""), "None or a layer name"),
     "generative_weight": (_nonnegative, "a number >= 0"),
+    "temperatures": (_ladder, f"None, a number of temperatures from 2 to {MAX_TEMPERATURES} (geometric from 1 to "
+                              "0.1) or the inverse temperatures, increasing or decreasing, in (0, 1] and including 1.0"),
 }
 
 
@@ -85,16 +115,29 @@ class TrainingOptions:
     objective: str = "generative"  # log p(data) by CD/PCD; log p(labels | rest) exactly; or both (hybrid)
     labels: str | None = None  # the label layer for the discriminative and hybrid objectives
     generative_weight: float = 0.01  # hybrid: weight of the generative step (Larochelle and Bengio 2008)
+    temperatures: int | tuple | None = None  # pt: a count (default 10, geometric from 1 to 0.1) or the ladder itself
 
     def __post_init__(self):
+        object.__setattr__(self, "temperatures", _as_ladder(self.temperatures))
         for field in fields(self):
             check, wanted = CHECKS[field.name]
             value = getattr(self, field.name)
             if not check(value):
-                raise DSLError(f"fit: {field.name} must be {wanted}, got {value!r}")
+                wanted = wanted() if callable(wanted) else wanted
+                raise DSLError(f"fit: {field.name} must be {wanted}, got {_shown(value)}")
+        self._check_settings()
         if self.objective != "generative" and self.labels is None:
             raise DSLError(f"fit: objective='{self.objective}' needs labels= (the label layer; --labels LAYER on "
                            "the command line)")
+
+    def _check_settings(self) -> None:
+        """Options only some samplers read (temperatures: pt's) are refused with the others."""
+        from . import samplers
+
+        for name in ("temperatures",):
+            if getattr(self, name) is not None and name not in samplers.get(self.method).settings:
+                takes = [f"'{m}'" for m in samplers.names() if name in samplers.get(m).settings]
+                raise DSLError(f"fit: {name}= is for method={' or '.join(takes)}, not method='{self.method}'")
 
     @property
     def base_lr(self) -> float:
@@ -121,6 +164,23 @@ class TrainingOptions:
 
     def as_dict(self) -> dict:
         return {field.name: getattr(self, field.name) for field in fields(self)}
+
+
+def _as_ladder(value):
+    """A sequence of inverse temperatures as a tuple of floats (JSON-able, hashable); anything else as given."""
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (list, tuple, np.ndarray)) and np.ndim(value) == 1:
+        if all(isinstance(b, (int, float, np.integer, np.floating)) and not isinstance(b, (bool, np.bool_))
+               for b in value):
+            return tuple(float(b) for b in value)
+    return value
+
+
+def _shown(value) -> str:
+    """repr, cut to one short line (a ladder of a thousand values is no message)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def options(**given) -> TrainingOptions:

@@ -34,6 +34,30 @@ def sequence_layers(compiled) -> tuple[str, str]:
     return past, frame
 
 
+def sequence_structure(model) -> tuple[str, str] | None:
+    """(input layer, frame layer) when `model` (a Model or a Compiled) is a sequence model, else None.
+
+    Why a Model too: the CLI picks its training recipe and data loader, and a
+    checkpoint's standardisation is checked, before anything is compiled; the
+    layer table here is the one the generated module would have (LAYERS).
+    """
+    if not hasattr(model, "module"):
+        model = _LayerTable(model)
+    try:
+        return sequence_layers(model)
+    except DSLError:
+        return None
+
+
+class _LayerTable:
+    """What sequence_layers reads of a Compiled (`layers`, `model.name`), built from a Model's IR layers."""
+
+    def __init__(self, model):
+        self.model = model
+        self.layers = {layer.name: {"shape": tuple(layer.shape), "unit": layer.unit, "role": layer.role}
+                       for layer in model.layers}
+
+
 def _as_sequences(compiled, sequences, frame_shape) -> list[np.ndarray]:
     """One sequence (T, ...frame), several (S, T, ...frame), or a list of sequences of any lengths."""
     if isinstance(sequences, (list, tuple)):

@@ -1,12 +1,13 @@
-"""Training any compiled model: CD-k and PCD-k with SGD, momentum, decay and sparsity.
+"""Training any compiled model: CD-k, PCD-k or parallel tempering with SGD, momentum, decay and sparsity.
 
 One update: the data phase clamps the observed layers (visible and input) to a
 minibatch; layers the compiler sums out enter through their conditional
 means, and latent layers it keeps (a DBM's h2) are filled in by mean-field.
-The model phase runs k block-Gibbs sweeps from the data (CD) or from
-persistent chains (PCD; for models whose hidden class is summed out the
-chains keep their hidden units, as BernoulliRBM's). The gradient is data
-statistics minus model statistics from the generated module. With labels,
+The model phase comes from the negative-phase sampler registered as
+`method` (runtime.samplers: k block-Gibbs sweeps from the data for CD,
+persistent chains for PCD, tempered persistent chains for PT); the trainer
+never branches on its name. The gradient is data statistics minus model
+statistics from the generated module. With labels,
 the objective may instead be the conditional log p(labels | rest), whose
 exact gradient runtime.discriminative computes, or both (hybrid).
 
@@ -33,12 +34,11 @@ from ..errors import DSLError
 from . import checkpoint as checkpoints
 from .discriminative import LabelGradient
 from .fused import FusedStep, fused_reason
-from .initialize import check_rows, constrain, initial_value
+from .initialize import constrain, initial_value
 from .labels import label_metrics, label_states
 from .options import options as make_options
-from .sampling import sweep_order
 from .gpu import to_host as _host
-from . import warned
+from . import samplers, warned
 
 log = logging.getLogger("pgmdsl.train")
 
@@ -49,7 +49,9 @@ class TrainingDiverged(DSLError):
 
 class History(list):
     """Per-epoch metrics, one dict per epoch: epoch, lr, reconstruction, free_energy_gap (with validation rows),
-    the monitored metrics, {train,validation}_label_accuracy and _label_log_likelihood (with labels=), seconds."""
+    the monitored metrics, {train,validation}_label_accuracy and _label_log_likelihood (with labels=), the
+    sampler's own (parallel tempering: swap_rate_t, the epoch's exchange rate between temperatures t and
+    t + 1, 0 being inverse temperature 1, NaN where none was tried; swap_rate, their mean), seconds."""
 
     def column(self, name: str) -> list:
         return [row.get(name) for row in self]
@@ -116,29 +118,19 @@ class Trainer:
         for name in self.clamp:
             if name not in compiled.layers:
                 raise DSLError(f"cannot clamp '{name}': model {compiled.model.name} has no such layer")
-        self.inputs = tuple(n for n, info in compiled.layers.items() if info["role"] == "input")
-        self.frozen = tuple(dict.fromkeys(self.clamp + self.inputs))
         self.callbacks = tuple(callbacks)
         self.monitor = _monitors(monitor)
         self.path = Path(checkpoint) if checkpoint else None
         self.rng = np.random.default_rng(self.options.seed)  # shuffles, chain starts; saved in checkpoints
         self.sampler = self.rng  # the generated samplers' generator (on the GPU: reseeded each epoch from rng)
         self.velocity = {k: compiled.xp.zeros_like(v) for k, v in compiled.params.items()}
-        self.chains = None
         self.activity: dict[str, list] = {}
         self.epoch, self.updates = 0, 0
         self.history = History()
         self.latent = [n for n in compiled.kept if n not in self.data]
-        self.order = sweep_order(compiled, self.frozen)
-        self.first_class = next((set(step) for step in compiled.schedule if self.order and self.order[0] in step), set())
-        module = compiled.module
-        self.means = [(n, getattr(module, f"mean_{n}")) for n in compiled.marginalised]
-        self.samplers = {n: getattr(module, f"sample_{n}") for n in self.order}
-        self.drawers = {n: getattr(module, f"draw_{n}") for n in self.first_class if hasattr(module, f"draw_{n}")}
+        self.gibbs = samplers.Gibbs(compiled, self.clamp, self._new_chains)
+        self.phase = samplers.get(self.options.method)(self.gibbs, self.options)  # the negative phase and its state
         self._weight_cache = (None, None)
-        # PCD whose chains can keep their summed-out hidden units instead (persistent_hidden)
-        self.stacked = (self.options.method == "pcd" and not self.latent and not self.clamp and self.first_class
-                        and self.first_class <= set(compiled.marginalised) and self.first_class <= set(self.drawers))
         self.biases = _hidden_biases(compiled) if self.options.sparsity_target is not None else {}
         self.rates = self.options.parameter_rates([p.name for p in compiled.model.params])  # None: one rate
         if self.options.labels is not None:  # before any training: the objective and the label metrics need it
@@ -155,17 +147,18 @@ class Trainer:
         """Refuse persistent chains and minibatches whose states would exceed the memory budget, before allocating.
 
         A minibatch is never larger than the rows, whatever batch_size says;
-        PCD keeps batch_size chains unless chains= says otherwise, rows or not.
+        persistent chains number batch_size unless chains= says otherwise, rows or not.
         """
-        o, name = self.options, self.c.model.name
-        batch = min(o.batch_size, self.rows)
-        if o.method == "pcd":
-            chains = o.chains or o.batch_size
-            given = "" if o.chains else " (batch_size's; chains= sets them apart)"
-            check_rows(self.c, batch + chains, f"fit: {chains} persistent chains{given} and a batch of {batch} rows "
-                                               f"of {name}")
-        else:
-            check_rows(self.c, 2 * batch, f"fit: a batch of {batch} rows of {name} and its negatives")
+        samplers.get(self.options.method).check_memory(self.c, self.options, min(self.options.batch_size, self.rows))
+
+    @property
+    def chains(self) -> dict | None:
+        """The sampler's persistent chains in the form train/chains holds them (PCD's; None for the others)."""
+        return self.phase.chains
+
+    @chains.setter
+    def chains(self, value: dict | None) -> None:
+        self.phase.chains = value
 
     # ---- state ----
     def start(self) -> None:
@@ -189,6 +182,7 @@ class Trainer:
             self.c.params[name] = xp.asarray(value, dtype=self.c.dtype)
         self.velocity = {k: xp.asarray(v, dtype=self.c.dtype) for k, v in training["velocity"].items()}
         self.chains = {k: xp.asarray(v, dtype=self.c.dtype) for k, v in training["chains"].items()} or None
+        self.phase.restore(training["sampler"], path)
         self.rng.bit_generator.state = training["rng"]
         self.epoch, self.updates = training["epoch"], training["updates"]
         self.activity = {k: np.asarray(v) for k, v in training["activity"].items()}
@@ -199,6 +193,7 @@ class Trainer:
             "options": self.options.as_dict(),
             "velocity": self.velocity,
             "chains": self.chains or {},
+            "sampler": self.phase.state(),
             "rng": self.rng.bit_generator.state,
             "epoch": self.epoch,
             "updates": self.updates,
@@ -236,7 +231,8 @@ class Trainer:
             warned.release(caught, shown)
             self.epoch = epoch + 1
             good = {k: v.copy() for k, v in self.c.params.items()}
-            row = {"epoch": self.epoch, "lr": lr, **metrics, "seconds": time.perf_counter() - started}
+            row = {"epoch": self.epoch, "lr": lr, **metrics, **self.phase.metrics(),
+                   "seconds": time.perf_counter() - started}
             self.history.append(row)
             log.info("epoch %d: %s", self.epoch, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
             epochs.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "lr", "seconds")})
@@ -303,18 +299,11 @@ class Trainer:
             self.sparsity(positive, lr)
 
     def generative_steps(self, batch: dict, lr: float) -> tuple[dict, dict]:
-        """(lr (data - model statistics) of CD-k or PCD-k, the data phase's state)."""
+        """(lr (data - model statistics) with the sampler's model phase, the data phase's state)."""
         c, xp = self.c, self.c.xp
         rows = len(next(iter(batch.values())))
         positive = self.infer(batch) if self.latent else dict(batch)
-        if self.stacked:
-            negative = self.persistent_hidden(positive, rows)
-        else:
-            for name, mean in self.means:
-                positive[name] = mean(c.params, positive)
-            negative = self.negative(positive, rows)
-            for name, mean in self.means:
-                negative[name] = mean(c.params, negative)
+        negative = self.phase.model_phase(positive, rows, self.sampler)  # sets both phases' summed-out means
         chains = len(next(iter(negative.values())))
         # one pass for both phases: the model rows weigh -lr/chains, the data rows lr/rows
         both = {k: xp.concatenate((v, negative[k])) for k, v in positive.items()}
@@ -364,79 +353,6 @@ class Trainer:
                 state[name] = c.module_mean(name, state)
             for name in self.latent:
                 state[name] = c.module_sample(name, state, self.sampler) if coupled else c.module_mean(name, state)
-        return state
-
-    def persistent_hidden(self, positive: dict, rows: int) -> dict:
-        """PCD-k as BernoulliRBM runs it, for chains whose first class (the hidden units) is summed out.
-
-        The chains keep their hidden units. An update draws the observed
-        units from them (then k - 1 more sweeps), gives the data rows and the
-        chains their hidden means in one pass (the positive and negative
-        statistics), and draws the chains' next hidden units from those
-        means: one full sweep per update, and one product fewer than
-        drawing the hidden units from fresh means first. Sets the data rows'
-        means in `positive`; returns the model rows with theirs.
-        """
-        c, params, sampler, xp = self.c, self.c.params, self.sampler, self.c.xp
-        hidden = [n for n in self.order if n in self.first_class]
-        state = self._chains(positive, rows, hidden)
-        for sweep in range(self.options.k):
-            for name in self.order:
-                if not (sweep == 0 and name in self.first_class):
-                    state[name] = self.samplers[name](params, state, sampler)
-        negative = {k: v for k, v in state.items() if k not in c.marginalised}
-        both = {k: xp.concatenate((v, negative[k])) for k, v in positive.items()}
-        for name, mean in self.means:
-            value = mean(params, both)
-            positive[name], negative[name] = value[:rows], value[rows:]
-        self.chains = {**{k: v for k, v in self.chains.items() if k not in hidden},
-                       **{n: self.drawers[n](negative[n], sampler) for n in hidden}}
-        return negative
-
-    def _chains(self, positive: dict, rows: int, hidden=None) -> dict:
-        """The persistent chains, made on first use; inputs and clamped layers follow the batch.
-
-        hidden: the layers `persistent_hidden` keeps in the chains instead of
-        the observed ones, drawn given random training rows at the start.
-        """
-        count = self.options.chains or self.options.batch_size
-        wanted = set(hidden) | set(self.frozen) if hidden else None
-        if self.chains is None or len(next(iter(self.chains.values()))) != count or \
-                (wanted is not None and set(self.chains) != wanted):
-            self.chains = self._new_chains(count)
-            if hidden:
-                start = self.chains
-                self.chains = {k: v for k, v in start.items() if k in self.frozen}
-                for name, mean in self.means:
-                    if name in hidden:
-                        self.chains[name] = self.drawers[name](mean(self.c.params, start), self.sampler)
-        state = dict(self.chains)
-        for name in self.frozen:
-            if len(positive[name]) == count:
-                state[name] = positive[name]
-        return state
-
-    def negative(self, positive: dict, rows: int) -> dict:
-        """The model phase: k sweeps from the data (CD) or from the persistent chains (PCD).
-
-        CD draws the first class of the first sweep from the data phase's means.
-        """
-        c, o = self.c, self.options
-        if o.method == "pcd":
-            state, start = self._chains(positive, rows), None
-        else:
-            state = {k: v for k, v in positive.items() if k not in c.marginalised}
-            start = positive
-        params = c.params
-        for sweep in range(o.k):
-            for name in self.order:
-                if sweep == 0 and start is not None and name in self.drawers and name in start:
-                    state[name] = self.drawers[name](start[name], self.sampler)
-                else:
-                    state[name] = self.samplers[name](params, state, self.sampler)
-        state = {k: v for k, v in state.items() if k not in c.marginalised}
-        if o.method == "pcd":
-            self.chains = dict(state)
         return state
 
     def _new_chains(self, count: int) -> dict:
