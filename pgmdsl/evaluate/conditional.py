@@ -24,7 +24,7 @@ def conditional_log_likelihood(compiled, data: dict, runs: int = 100, schedule=N
 
     Exact when the cheapest enumeration needs at most `max_states` states per
     row, otherwise log Z(input) comes from AIS (`runs`, `schedule`, `seed`),
-    which tends to overestimate log Z and so to underestimate the likelihood.
+    which tends to underestimate log Z and so to overestimate the likelihood.
     """
     names = [n for n, info in compiled.layers.items() if info["role"] == "input"]
     if not names:

@@ -69,7 +69,8 @@ def oscillators(sequences: int = 8, frames: int = 400, channels: int = 6, noise:
     mixed into `channels` channels by one fixed random matrix, plus a
     non-linear channel coupling (tanh of the mix) and Gaussian noise of
     standard deviation `noise`, standardised per channel over all sequences.
-    The period of 20 frames dominates the spectrum summed over channels.
+    The period of 20 frames dominates the spectrum summed over channels and
+    pooled over the sequences; a single sequence may peak at 50 frames.
     """
     for name, value, low in (("sequences", sequences, 1), ("frames", frames, 2), ("channels", channels, 1)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
