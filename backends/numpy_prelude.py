@@ -130,25 +130,123 @@ def diagonal(d):
     return d[..., None] * xp.eye(d.shape[-1], dtype=d.dtype)
 
 
-def gaussian_joint_mean(field, precision):
-    """Mean of N(P^-1 f, P^-1) for a batch of precisions P (Cholesky solve)."""
-    chol = xp.linalg.cholesky(precision)
-    y = xp.linalg.solve(chol, field[..., None])
-    return xp.linalg.solve(xp.swapaxes(chol, -1, -2), y)[..., 0]
+def _lapack(a):
+    """scipy's LAPACK (the d or s routines) for a float64 or float32 NumPy array, else None.
+
+    For NumPy arrays a loop over the rows calling potrf and trtrs directly
+    beats NumPy's batched Cholesky plus any batched solve (bench/mcrbm_sweep.py);
+    other arrays (CuPy's) take the array-module path below.
+    """
+    import numpy
+
+    if not isinstance(a, numpy.ndarray) or a.dtype.char not in "fd":
+        return None
+    from scipy.linalg import lapack
+
+    return lapack.dpotrf if a.dtype.char == "d" else lapack.spotrf, lapack.dtrtrs if a.dtype.char == "d" else lapack.strtrs
 
 
-def gaussian_joint_sample(field, precision, rng):
-    """Exact draw from N(P^-1 f, P^-1): mean + L^-T z with P = L L^T."""
-    chol = xp.linalg.cholesky(precision)
+def gaussian_joint_factor(precision, overwrite=False):
+    """The lower Cholesky factors L (P = L L^T) of a batch of precisions (..., n, n): one factorisation.
+
+    The mean, the draw and the log-partition all take the factor (chol=), so a
+    caller that needs several of them factors once. overwrite: the caller owns
+    `precision` and no longer needs it; on NumPy the factors then take its place.
+    """
+    routines = _lapack(precision)
+    if routines is None:
+        return xp.linalg.cholesky(precision)
+    potrf = routines[0]
+    n = precision.shape[-1]
+    in_place = overwrite and precision.flags.c_contiguous and precision.flags.writeable
+    chol = xp.reshape(precision, (-1, n, n))  # C order: row r's transpose is in Fortran order
+    chol = chol if in_place else xp.array(chol, copy=True)
+    for r in range(chol.shape[0]):
+        # P is symmetric: chol[r].T (Fortran order, no copy) is P; its upper factor U (P = U^T U) is, read in
+        # C order, the lower factor L = U^T. clean zeroes the rest.
+        _, info = potrf(chol[r].T, lower=0, overwrite_a=1, clean=1)
+        if info != 0:
+            import numpy
+
+            raise numpy.linalg.LinAlgError("Matrix is not positive definite")
+    return xp.reshape(chol, precision.shape)
+
+
+def _broadcast_shapes(*shapes):
+    """numpy.broadcast_shapes (shapes only: for CuPy arrays too)."""
+    import numpy
+
+    return numpy.broadcast_shapes(*shapes)
+
+
+def _rows(chol, b):
+    """chol and b broadcast against each other and flattened to rows: (rows, n, n), (rows, n) and the shape."""
+    n = chol.shape[-1]
+    shape = _broadcast_shapes(b.shape, chol.shape[:-1])
+    rows = xp.reshape(xp.broadcast_to(chol, shape + (n,)), (-1, n, n))
+    right = xp.reshape(xp.broadcast_to(b, shape), (-1, n))
+    return rows, right, shape
+
+
+def solve_lower(chol, b):
+    """y with L y = b for a batch of lower-triangular L (..., n, n) and b (..., n), broadcast.
+
+    NumPy: LAPACK's trtrs per row. Otherwise forward substitution, n steps each
+    vectorised over the batch (O(n^2) per row; no general solve: neither NumPy
+    nor CuPy has a batched triangular solve).
+    """
+    routines = _lapack(chol)
+    if routines is not None and b.dtype == chol.dtype:
+        trtrs = routines[1]
+        rows, right, shape = _rows(chol, b)
+        y = xp.empty_like(right)
+        for r in range(rows.shape[0]):  # rows[r].T in Fortran order is L^T: solve (L^T)^T y = b
+            y[r], info = trtrs(rows[r].T, right[r], lower=0, trans=1)
+        return xp.reshape(y, shape)
+    y = xp.empty(_broadcast_shapes(b.shape, chol.shape[:-1]), dtype=xp.result_type(chol, b))
+    for i in range(b.shape[-1]):
+        y[..., i] = (b[..., i] - xp.sum(chol[..., i, :i] * y[..., :i], axis=-1)) / chol[..., i, i]
+    return y
+
+
+def solve_lower_transposed(chol, y):
+    """x with L^T x = y for a batch of lower-triangular L: trtrs per row (NumPy), else back substitution."""
+    routines = _lapack(chol)
+    if routines is not None and y.dtype == chol.dtype:
+        trtrs = routines[1]
+        rows, right, shape = _rows(chol, y)
+        x = xp.empty_like(right)
+        for r in range(rows.shape[0]):
+            x[r], info = trtrs(rows[r].T, right[r], lower=0, trans=0)
+        return xp.reshape(x, shape)
+    x = xp.array(xp.broadcast_to(y, _broadcast_shapes(y.shape, chol.shape[:-1])), dtype=xp.result_type(chol, y), copy=True)
+    for i in range(y.shape[-1] - 1, -1, -1):
+        x[..., i] = x[..., i] / chol[..., i, i]
+        x[..., :i] = x[..., :i] - chol[..., i, :i] * x[..., i, None]
+    return x
+
+
+def gaussian_joint_mean(field, precision, chol=None, overwrite=False):
+    """Mean P^-1 f of N(P^-1 f, P^-1) for a batch of precisions P = L L^T (two triangular solves).
+
+    chol: P's Cholesky factors (gaussian_joint_factor) when the caller has them already.
+    overwrite: the caller's precision may be overwritten (gaussian_joint_factor).
+    """
+    chol = gaussian_joint_factor(precision, overwrite) if chol is None else chol
+    return solve_lower_transposed(chol, solve_lower(chol, field))
+
+
+def gaussian_joint_sample(field, precision, rng, chol=None, overwrite=False):
+    """Exact draw from N(P^-1 f, P^-1): L^-T (L^-1 f + z) with P = L L^T, one factorisation for mean and noise."""
+    chol = gaussian_joint_factor(precision, overwrite) if chol is None else chol
     z = rng.standard_normal(field.shape, dtype=field.dtype)
-    y = xp.linalg.solve(chol, field[..., None])
-    return xp.linalg.solve(xp.swapaxes(chol, -1, -2), y + z[..., None])[..., 0]
+    return solve_lower_transposed(chol, solve_lower(chol, field) + z)
 
 
-def gaussian_joint_log_partition(field, precision):
+def gaussian_joint_log_partition(field, precision, chol=None, overwrite=False):
     """log of the integral of exp(f.x - x^T P x / 2): f^T P^-1 f / 2 - log det P / 2 + n log(2 pi) / 2."""
-    chol = xp.linalg.cholesky(precision)
-    y = xp.linalg.solve(chol, field[..., None])[..., 0]
+    chol = gaussian_joint_factor(precision, overwrite) if chol is None else chol
+    y = solve_lower(chol, field)
     log_det = 2 * xp.sum(xp.log(xp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
     return 0.5 * xp.sum(y * y, axis=-1) - 0.5 * log_det + 0.5 * field.shape[-1] * xp.log(2 * xp.pi)
 

@@ -13,7 +13,7 @@ from .. import __version__, resources, units
 from ..errors import DSLUnsupportedError
 from ..symbolic.kernels import Covariance, Derivation, LayerKernel, Program
 from .backends import Backend
-from .text import docstring_text
+from .text import comment_text, docstring_text
 from .writer import FunctionWriter
 
 def _in_library(filename: str) -> bool:
@@ -188,7 +188,7 @@ class ModuleEmitter:
                 writer.line(f"{q} = tempered(beta, 2) * precision_{name}(p, s)")  # (batch, n, n) matrices
                 writer.line(f"if precision_offsets is not None and {name!r} in precision_offsets:")
                 writer.line(f"    {q} = {q} + diagonal(xp.reshape({offset}, xp.shape({offset})[:-{rank}] + ({layer.size},)))")
-                writer.line(f"{target} = {target} - gaussian_joint_log_partition({f}, {q})")
+                writer.line(f"{target} = {target} - gaussian_joint_log_partition({f}, {q}, overwrite=True)")
             elif unit.quadratic:
                 writer.line(f"{f} = {field}")
                 writer.line(f"{q} = tempered(beta, {rank}) * precision_{name}(p, s)")
@@ -221,6 +221,8 @@ class ModuleEmitter:
         self._program(writer, kernel.field, target)
         self._function(f"field_{name}(p, s)", f"-dE/d{name} at {name} = 0: the natural parameter of {name} given the rest.",
                        writer, [f"return {target}"])
+        if kernel.coupling is not None:
+            self._coupling(kernel, layer)
         if units.get(kernel.unit).quadratic:
             self._precision(kernel, layer)
         self._mean(kernel, layer)
@@ -236,10 +238,13 @@ class ModuleEmitter:
             size = layer.size
             coupled = writer.name("coupling")
             self._program(writer, kernel.hessian, coupled)
-            tail = [
+            matrix = writer.name("matrix")
+            tail = [  # a fresh array the caller owns (the joint kernels factor it in place), diagonal added in place
                 f"{coupled} = xp.reshape({coupled}, (-1, {size}, {size}))",
                 f"diagonal = xp.broadcast_to(xp.reshape({target}, (-1, {size})), ({coupled}.shape[0], {size}))",
-                f"return {coupled} + diagonal[:, :, None] * xp.eye({size}, dtype=DTYPE)",
+                f"{matrix} = xp.array({coupled}, dtype=DTYPE, copy=True)",
+                f"xp.reshape({matrix}, (-1, {size * size}))[:, ::{size + 1}] += diagonal",
+                f"return {matrix}",
             ]
             doc = f"d2E/d{layer.name}2: the full precision matrix of {layer.name} given the rest, one per row."
         else:
@@ -269,7 +274,7 @@ class ModuleEmitter:
         if kernel.hessian is not None:
             body = [f"field = xp.reshape({field}, (-1, {layer.size}))",
                     *self._tempered_precision(layer, joint=True),
-                    f"return xp.reshape(gaussian_joint_mean(field, precision), (-1,) + {shape})"]
+                    f"return xp.reshape(gaussian_joint_mean(field, precision, overwrite=True), (-1,) + {shape})"]
         elif unit.quadratic:
             body = [*self._tempered_precision(layer), f"return {unit.mean.format(f=field, q='precision')}"]
         elif kernel.update == "pooled":
@@ -290,8 +295,13 @@ class ModuleEmitter:
     def _tempered_precision(layer, joint: bool = False) -> list[str]:
         """Lines leaving beta * precision (+ precision_offset, AIS's base share) in `precision`."""
         offset = "precision_offset"
-        if joint:
+        if joint:  # (batch, n, n) matrices: no copy for beta 1 (beta is a number here, as in _annealed_field)
             offset = f"diagonal(xp.reshape(precision_offset, (-1, {layer.size})))"
+            return [f"precision = precision_{layer.name}(p, s)",
+                    "if beta != 1.0:",
+                    "    precision = beta * precision",
+                    "if precision_offset is not None:",
+                    f"    precision = precision + {offset}"]
         return [f"precision = beta * precision_{layer.name}(p, s)",
                 "if precision_offset is not None:",
                 f"    precision = precision + {offset}"]
@@ -299,10 +309,16 @@ class ModuleEmitter:
     def _sample(self, kernel: LayerKernel, layer) -> None:
         name, shape = layer.name, layer.shape
         field, unit = "field", units.get(kernel.unit)
-        if kernel.update == "unitwise":
+        if kernel.update == "unitwise" and kernel.coupling is not None:
+            body = self._incremental_sweep(kernel, layer)
+            doc = (f"One Gibbs sweep over the units of {name}, one at a time: they are coupled to each other. "
+                   f"The field is computed once; each draw adds (new - old) times its row of coupling_{name} "
+                   f"to it.")
+        elif kernel.update == "unitwise":
             groups = shape[:len(shape) - unit.event_axes]
             draw = unit.sample.format(f=f"anneal(field_{name}(p, state), beta, offset)[index]")
             body = [
+                f"# the whole field again for every unit: {comment_text(kernel.why)}",
                 f"units = xp.array(s[{name!r}], dtype=DTYPE, copy=True)",
                 f"state = {{**s, {name!r}: units}}",
                 f"for unit in product(*(range(n) for n in {groups})):",
@@ -314,7 +330,7 @@ class ModuleEmitter:
         elif kernel.hessian is not None:
             body = [f"field = xp.reshape({field}, (-1, {layer.size}))",
                     *self._tempered_precision(layer, joint=True),
-                    f"return xp.reshape(gaussian_joint_sample(field, precision, rng), (-1,) + {shape})"]
+                    f"return xp.reshape(gaussian_joint_sample(field, precision, rng, overwrite=True), (-1,) + {shape})"]
             doc = f"An exact draw of {name} from its joint Gaussian conditional (Cholesky)."
         elif unit.quadratic:
             body = [*self._tempered_precision(layer),
@@ -337,6 +353,74 @@ class ModuleEmitter:
                 signature = signature[:-1] + ", precision_offset=None)"
                 doc += " precision_offset: an extra precision (annealing)."
         self.chunks.append("\n".join([f"def {signature}:", f'    """{doc}"""'] + [f"    {b}" for b in body]))
+
+    def _coupling(self, kernel: LayerKernel, layer) -> None:
+        """coupling_L(p, s): -d2E/dL dL of a unit-wise layer, layer shape + layer shape (one per row if batched)."""
+        writer = self._writer()
+        target = writer.name("coupling")
+        self._program(writer, kernel.coupling, target)
+        shape = layer.shape * 2
+        rank = len(layer.shape)
+        batched = any(part.batched for part in kernel.coupling.parts)
+        lead = (0,) if batched else ()
+        swap = lead + tuple(n + len(lead) for n in tuple(range(rank, 2 * rank)) + tuple(range(rank)))
+        full = shape if not batched else f"xp.shape({target})[:1] + {shape}"
+        out = writer.name("symmetric")
+        # each pair of units once: add the transpose (the sum is exactly symmetric), into a row-major array
+        tail = [f"{target} = xp.broadcast_to({target}, {full})",
+                f"{out} = xp.empty(xp.shape({target}), dtype={target}.dtype)",
+                f"xp.add({target}, xp.transpose({target}, {swap}), out={out})",
+                f"return {out}"]
+        doc = (f"-d2E/d{layer.name} d{layer.name}: how much each unit's field changes per unit change of another "
+               f"unit of {layer.name}, shaped {layer.name}'s shape twice; symmetric" + (", one per batch row (it depends on another layer)." if batched else "."))
+        self._function(f"coupling_{layer.name}(p, s)", doc, writer, tail)
+
+    def _incremental_sweep(self, kernel: LayerKernel, layer) -> list[str]:
+        """The body of a unit-wise sweep that keeps the annealed field and updates it after each unit's draw.
+
+        The same draws, in the same order, as recomputing the field for every unit (to rounding): the field is
+        affine in each other unit with slope coupling_L (derive._coupling), so beta * coupling * change is the
+        change of beta * field + offset.
+        """
+        name, shape = layer.name, layer.shape
+        unit = units.get(kernel.unit)
+        events = unit.event_axes
+        groups = shape[:len(shape) - events]
+        size = layer.size
+        event = 1
+        for n in shape[len(shape) - events:]:
+            event *= n
+        batched = any(part.batched for part in kernel.coupling.parts)
+        full = f"field_{name}(p, state)"
+        if not any(part.batched for part in kernel.field.parts):
+            full = f"xp.broadcast_to({full}, units.shape)"
+        column = f"change[(slice(None),{' None,' * len(shape)})]"
+        if batched and not events:  # one coupling matrix per row (three-way terms): rows (batch,) + shape
+            update = f"{column} * coupling[(slice(None),) + unit]"
+        elif batched:  # rows (batch, event, units)
+            row = "coupling[(slice(None),) + unit]"
+            update = (f"xp.reshape(xp.matmul(xp.reshape(change, (-1, 1, {event})), "
+                      f"xp.reshape({row}, (-1, {event}, {size}))), field.shape)")
+        elif events:
+            update = f"xp.reshape(xp.reshape(change, (-1, {event})) @ xp.reshape(coupling[unit], ({event}, {size})), field.shape)"
+        else:
+            update = f"{column} * coupling[unit]"
+        draw = unit.sample.format(f="field[index]")
+        return [
+            f"units = xp.array(s[{name!r}], dtype=DTYPE, copy=True)",
+            f"state = {{**s, {name!r}: units}}",
+            f"field = xp.array(anneal({full}, beta, offset), copy=True)",
+            f"coupling = coupling_{name}(p, state)",
+            "if beta != 1.0:",
+            "    coupling = beta * coupling",
+            f"for unit in product(*(range(n) for n in {groups})):",
+            "    index = (slice(None),) + unit",
+            f"    new = {draw}",
+            "    change = new - units[index]",
+            "    units[index] = new",
+            f"    field += {update}",
+            "return units",
+        ]
 
     def _draw(self, kernel: LayerKernel, layer) -> None:
         """draw_L(mean, rng): a sample from conditional means already computed (saves a product)."""

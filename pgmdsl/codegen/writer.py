@@ -22,7 +22,7 @@ def variable(name: str) -> str:
 
 
 # Functions generated once per layer; a temporary must not take one of their names.
-LAYER_FUNCTIONS = ("field", "precision", "mean", "sample", "draw")
+LAYER_FUNCTIONS = ("field", "coupling", "precision", "mean", "sample", "draw")
 
 
 def module_functions(model) -> set[str]:

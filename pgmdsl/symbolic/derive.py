@@ -477,7 +477,49 @@ def _linear_kernel(ctx: Context, forms, layer, update: str) -> LayerKernel:
                         raise DSLUnsupportedError(f"the energy is not linear in layer {layer.name} ({form.label})", form.span)
         field.extend(part)
     pool = layer.pooling.block if layer.pooling else ()
-    return LayerKernel(layer.name, layer.unit, update, field, pool=pool)
+    kernel = LayerKernel(layer.name, layer.unit, update, field, pool=pool)
+    if update == "unitwise":
+        kernel.coupling, kernel.why = _coupling(ctx, forms, layer)
+    return kernel
+
+
+def _coupling(ctx: Context, forms, layer) -> tuple[Program | None, str]:
+    """-d2E/dL dL of a unit-wise layer, shaped layer shape + layer shape; or None and why it cannot be formed.
+
+    A unit-wise sweep keeps the layer's field and, after each unit's draw, adds (new - old) times this
+    coupling's row to it: exact when the field is affine in every other unit, with a slope that does not
+    depend on the layer (the energy has no products of three or more of its units, no lets carrying it
+    nonlinearly) and the coupling's indices are distinct plain ones. The zero diagonal is the model's
+    (`_require_zero_diagonal`). The coupling may depend on other layers (three-way terms): then it is one
+    matrix per batch row. The program holds each pair of units once, at (first, second): the coupling is
+    it plus its transpose (the second derivative is symmetric), which is also exactly symmetric in floating point.
+    """
+    name = layer.name
+    program = Program()
+    for form in forms:
+        atoms = _layer_atoms(form, name)
+        carriers = [s for s, a in form.atoms.items() if a.kind == "let" and ctx.depends(a.name, name)]
+        for carrier in carriers:  # a let linear in the layer, entering linearly and alone, adds no coupling
+            try:
+                _let_jacobian(ctx, form.atoms[carrier], layer, array=False)
+            except DSLUnsupportedError:
+                return None, f"let '{form.atoms[carrier].name}' is not linear in layer {name} ({form.label})"
+            if any(sympy.diff(form.expr, carrier, other) != 0 for other in carriers + atoms):
+                return None, f"a let carries units of layer {name} into a product with the layer ({form.label})"
+        for k, a in enumerate(atoms):
+            for b in atoms[k + 1:]:  # one order of each pair: the code generator adds the transpose
+                second = sympy.diff(form.expr, a, b)
+                if second == 0:
+                    continue
+                if any(second.has(s) for s in atoms):
+                    return None, f"the coupling of layer {name}'s units depends on the layer itself ({form.label})"
+                output = form.atoms[a].indices + form.atoms[b].indices
+                names = [axis.plain for axis in output]
+                if None in names or len(set(names)) != len(names):
+                    return None, (f"the coupling of layer {name}'s units is read at shared or affine indices "
+                                  f"({form.label})")
+                program.parts.append(Reduction(_with(form, -second), output, layer.shape * 2, "keep"))
+    return program, ""
 
 
 def _require_zero_diagonal(ctx: Context, form: ScalarForm, layer: str) -> None:

@@ -101,6 +101,11 @@ class LayerKernel:
     quadratic: Program | None = None  # Gaussian: d2E/dL2 per unit (diagonal)
     hessian: Program | None = None  # Gaussian joint: the off-diagonal precision
     pool: tuple[int, ...] = ()
+    # unit-wise layers: -d2E/dL dL (the change of each unit's field per unit change of another) is this plus its
+    # transpose, shaped layer shape + layer shape (each pair of units once), when it does not depend on the layer
+    # itself; otherwise None and `why` says why
+    coupling: Program | None = None
+    why: str = ""
 
 
 @dataclass
