@@ -44,6 +44,13 @@ def _learning_rates(text: str):
     return rates
 
 
+def _temperatures(text: str):
+    """--temperatures: a count (geometric from 1 to 0.1) or the inverse temperatures, comma-separated."""
+    if "," not in text:
+        return int(text)
+    return tuple(float(part) for part in text.split(","))
+
+
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a .dgm file or a standard-library model name (rbm, dbm, ...)")
     parser.add_argument("--set", action="append", metavar="NAME=VALUE", default=[], help="override a size parameter")
@@ -103,6 +110,8 @@ def train_command(args) -> int:
     chosen, recipe, filled = recipes.fill(named, given)
     options = dict(**chosen, seed=args.seed, weight_decay=args.weight_decay, objective=args.objective,
                    labels=args.labels, generative_weight=args.generative_weight)
+    if args.temperatures is not None:  # pt's ladder; any other sampler refuses it in one line
+        options["temperatures"] = args.temperatures
     training_options(**options)  # so are bad options
     sequence = recipe is recipes.SEQUENCE
     prepared = (_sequence_data if sequence else _row_data)(args, named, sizes, options, resume)
@@ -694,6 +703,9 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default=None, choices=["cd", "pcd", "pt"],
                         help="contrastive divergence, persistent CD or parallel tempering (10 temperatures) "
                              "(default: the model's recipe, pcd; cd for sequence models), e.g. --method cd")
+    parser.add_argument("--temperatures", type=_temperatures, default=None, metavar="COUNT|BETA,...",
+                        help="--method pt's inverse temperatures: a count, geometric from 1 to 0.1 (default 10), "
+                             "or the ladder itself including 1, e.g. --temperatures 5 or --temperatures 1,0.6,0.3")
     parser.add_argument("--k", type=int, default=None, help="Gibbs sweeps per update (default 1)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="passes over the training rows (default 20; 60 for sequence models), e.g. --epochs 100")

@@ -399,3 +399,19 @@ def test_a_png_of_what_is_not_an_image_is_refused(tmp_path, capsys):
     assert np.load(tmp_path / "samples-2.npy").shape == (2, 5)
     assert main(["sample", str(tmp_path), "-n", "2", "-o", str(tmp_path / "s.png")]) == 1
     assert "is not an image: write the samples to a .npy file" in capsys.readouterr().err
+
+
+def test_train_by_parallel_tempering_with_a_ladder(tmp_path, capsys):
+    run = tmp_path / "pt-run"
+    assert main(["train", "rbm", "--data", "bars:3", "--set", "nh=4", "--epochs", "2", "--method", "pt",
+                 "--temperatures", "1,0.5,0.25", "--ais-runs", "0", "-o", str(run)]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["options"]["temperatures"] == [1.0, 0.5, 0.25]
+    assert all("swap_rate" in row for row in metrics["history"])
+    assert main(["train", "rbm", "--data", "bars:3", "--set", "nh=4", "--epochs", "1", "--method", "pt",
+                 "--temperatures", "3", "--ais-runs", "0", "-o", str(tmp_path / "count")]) == 0
+    capsys.readouterr()
+    assert main(["train", "rbm", "--data", "bars:3", "--set", "nh=4", "--epochs", "1", "--method", "cd",
+                 "--temperatures", "3", "-o", str(tmp_path / "refused")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error:") and "temperatures" in error and "\n" not in error
