@@ -348,3 +348,20 @@ def test_a_plot_without_matplotlib_is_one_line(sequence_run, tmp_path, capsys, m
     assert main(["sample", str(run), "--frames", "3", "--gibbs-steps", "1", "-o", str(tmp_path / "f.png")]) == 1
     assert capsys.readouterr().err == "error: drawing PNG needs matplotlib: pip install 'pgmdsl[plot]'\n"
     assert main(["sample", str(run), "--frames", "3", "--gibbs-steps", "1", "-o", str(tmp_path / "f.npy")]) == 0
+
+
+def test_a_crbm_trained_from_the_cli_generates_the_motion(tmp_path, capsys):
+    """The sequence recipe's defaults, from the command line: 300 generated frames stay bounded, keep moving and
+    keep the data's dominant period of 20 frames (the peak of the spectrum summed over channels)."""
+    run = tmp_path / "motion"
+    data = pgmdsl.datasets.oscillators(sequences=6, frames=300, channels=4, seed=2) * 3 + 1  # in its own units
+    np.save(tmp_path / "motion.npy", data)
+    assert main(["train", "crbm", "--data", str(tmp_path / "motion.npy"), "--set", "nh=8", "--ais-runs", "0",
+                 "-o", str(run)]) == 0
+    assert main(["sample", str(run), "--frames", "300", "--gibbs-steps", "20", "-o", str(tmp_path / "gen.npy")]) == 0
+    frames = np.load(tmp_path / "gen.npy")
+    assert frames.shape == (300, 4) and np.all(np.isfinite(frames))
+    assert np.abs(frames - 1).max() < 2 * np.abs(data - 1).max() and frames.std(0).min() > 0.3 * data.std()
+    power = (np.abs(np.fft.rfft(frames - frames.mean(0), axis=0)) ** 2).sum(1)
+    peak = np.argmax(power[1:]) + 1  # within two frequency bins of the data's (300 / 20 = bin 15)
+    assert abs(peak - 15) <= 2, len(frames) / peak
