@@ -14,6 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from . import __version__
 from .errors import DSLError
 from .loading import load
 
@@ -64,6 +65,29 @@ def check_command(args) -> int:
         derive(part.ir, part.schedule)
     print(model.summary())
     return 0
+
+
+def list_command(args) -> int:
+    """The standard library, one model a line: its name and the first sentence of its opening comment."""
+    from .resources import models_dir, standard_models
+
+    names = standard_models()
+    width = max(len(name) for name in names)
+    for name in names:
+        print(f"{name:<{width}}  {library_summary((models_dir() / f'{name}.dgm').read_text(encoding='utf-8'))}")
+    return 0
+
+
+def library_summary(text: str) -> str:
+    """The first sentence of a .dgm file's opening comment (the lines starting with '#' before the model)."""
+    words = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        words.append(line.lstrip("#").strip())
+    comment = " ".join(w for w in words if w)
+    end = comment.find(". ")
+    return comment[:end + 1] if end >= 0 else comment
 
 
 def graph_command(args) -> int:
@@ -656,6 +680,7 @@ def _frame_summary(frames, limit: int = 16) -> list[str]:
 
 
 COMMANDS = {
+    "list": (list_command, "the standard library: each model's name and what it is"),
     "check": (check_command, "parse and check a model; print its layers, params, terms and Gibbs schedule"),
     "graph": (graph_command, "draw a model's factor graph (.dot always, .png with matplotlib)"),
     "compile": (compile_command, "print (or write with -o) the generated Python module of a model"),
@@ -667,9 +692,12 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pgmdsl", description="Compile, train and evaluate energy-based models written in .dgm")
+    parser.add_argument("--version", action="version", version=f"pgmdsl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, (_, help_text) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
+        if name == "list":
+            continue
         if name == "sample":
             _add_sample_arguments(sub)
             continue

@@ -71,3 +71,27 @@ def test_check_reports_a_derivation_error_at_its_term(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{path}:7:10: error: energy is not provably bounded below in gaussian layer v" in err
     assert "^^^" in err and "exp(log_sigma)" in err
+
+
+def test_list_names_every_library_model_with_its_opening_sentence(capsys):
+    from pgmdsl import resources
+    from pgmdsl.cli import library_summary
+
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == resources.standard_models()
+    assert any(line.startswith("rbm ") and line.endswith("Restricted Boltzmann machine with binary units.")
+               for line in lines)
+    assert library_summary("# One. Two.\n# Three\nmodel m()") == "One."
+    assert library_summary("# No full stop\nmodel m()") == "No full stop"
+    assert library_summary("model m()") == ""
+
+
+def test_version_and_python_dash_m(capsys):
+    import pgmdsl
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"pgmdsl {pgmdsl.__version__}"
+    done = subprocess.run([sys.executable, "-m", "pgmdsl", "list"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("bm ")
