@@ -127,6 +127,9 @@ def train_command(args) -> int:
     run_dir = Path(args.output) if args.output else resume[0].parent
     if run_dir.exists() and not run_dir.is_dir():
         raise DSLError(f"-o {run_dir}: exists and is not a directory")
+    if (run_dir / "model.npz").exists() and resume is None and not args.overwrite:
+        raise DSLError(f"-o {run_dir}: already holds a run (model.npz); choose another directory, continue it with "
+                       f"--resume {run_dir}, or give --overwrite to replace it")
     sizes = _sizes(args.set)
     named = load(args.model, **sizes)  # an unknown model or a bad --set is reported before the data is read
     given = dict(method=args.method, k=args.k, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
@@ -762,6 +765,8 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="RUN_DIR",
                         help="writes model.npz, metrics.csv, metrics.json and (with matplotlib) PNG pictures here "
                              "(default with --resume: the resumed run's directory)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in -o RUN_DIR (without it, an existing run is an error)")
     parser.add_argument("--resume", metavar="RUN_DIR",
                         help="continue a killed or finished run from its model.npz to --epochs, exactly as if never "
                              "stopped: give the run's model, --set, --data and options again")

@@ -415,3 +415,17 @@ def test_train_by_parallel_tempering_with_a_ladder(tmp_path, capsys):
                  "--temperatures", "3", "-o", str(tmp_path / "refused")]) == 1
     error = capsys.readouterr().err.strip()
     assert error.startswith("error:") and "temperatures" in error and "\n" not in error
+
+
+def test_an_existing_run_is_not_overwritten_silently(tmp_path, capsys):
+    run = tmp_path / "kept"
+    arguments = ["train", "rbm", "--data", "bars:3", "--set", "nh=4", "--epochs", "1", "--ais-runs", "0", "-o", str(run)]
+    assert main(arguments) == 0
+    before = (run / "model.npz").read_bytes()
+    capsys.readouterr()
+    assert main(arguments[:-2] + ["--seed", "3", "-o", str(run)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert "already holds a run" in error and "--overwrite" in error and "\n" not in error
+    assert (run / "model.npz").read_bytes() == before
+    assert main(arguments[:-2] + ["--seed", "3", "--overwrite", "-o", str(run)]) == 0
+    assert (run / "model.npz").read_bytes() != before
