@@ -12,8 +12,20 @@ def sigmoid(x):
 
 
 def softplus(x):
-    """log(1 + exp(x)) without overflow."""
-    return xp.logaddexp(0, x)
+    """log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|)), logaddexp(0, x)'s own formula.
+
+    Written out in place because NumPy's logaddexp loop is scalar: on float
+    arrays these five vectorised passes are 10-20x faster (bench/ais_time.py).
+    """
+    x = xp.asarray(x)
+    if x.ndim == 0 or x.dtype.kind != "f":
+        return xp.logaddexp(0, x)
+    out = xp.abs(x)
+    xp.negative(out, out=out)
+    xp.exp(out, out=out)
+    xp.log1p(out, out=out)
+    out += xp.maximum(x, 0)
+    return out
 
 
 def log2cosh(x):

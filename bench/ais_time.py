@@ -2,7 +2,21 @@
 
 Random weights of realistic scale (W ~ N(0, 0.05), hidden biases ~ N(-1, 0.5),
 visible biases from MNIST-like marginals), float64 and float32, one process,
-runs vectorised as one batch. Prints wall time and time per distribution.
+runs vectorised as one batch. Prints wall time and time per distribution, then
+the step's parts timed alone on the same shapes (medians of 7 x 50 calls):
+
+- floor: the two products of a distribution, v @ W and h @ W.T, alone;
+- products: field_h and field_v as generated (the products and the biases);
+- free energies: free_energy at the two inverse temperatures given the hidden
+  field (the softplus of 2 x runs x nh tempered fields and the visible term);
+- draws: h at beta from the given field, v at beta from its field (tempering,
+  base field, sigmoid, uniforms, compare);
+- bookkeeping: the rest of the measured time per distribution (base energy,
+  weights, Python overhead).
+
+With --distributions other than 14500 the schedule is linspace(0, 1); the cost
+per distribution does not depend on the betas, so the full run's time is that
+times 14,500.
 
     python bench/ais_time.py [--dtypes float64 float32] [--distributions 14500]
 """
@@ -17,10 +31,31 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
+from common import machine, median_time  # noqa: E402
 
 import pgmdsl  # noqa: E402
 from pgmdsl.evaluate import ais, default_schedule  # noqa: E402
+from pgmdsl.evaluate.ais import base_draws, base_model, shared_fields  # noqa: E402
+
+
+def parts(c, data, runs: int) -> dict:
+    """Seconds per distribution of each part of the AIS step, timed alone on a base draw of `runs` chains."""
+    m, p, rng, beta = c.module, c.params, np.random.default_rng(1), 0.7
+    bases = base_model(c, data)
+    state = base_draws(c, bases, runs, rng)
+    shared = shared_fields(c, state, ["h"])
+    pair = np.array([0.6999, 0.7], dtype=c.dtype)
+    offset = np.asarray((1 - beta) * bases["v"].field, dtype=c.dtype)
+    h = m.sample_h(p, state, rng, beta, None, field=shared["h"])
+    W = p["W"]
+    fv = m.field_v(p, {"h": h})
+    return {
+        "floor": median_time(lambda: (state["v"] @ W, h @ W.T)),
+        "products": median_time(lambda: (m.field_h(p, state), m.field_v(p, {"h": h}))),
+        "free energies": median_time(lambda: m.free_energy(p, state, pair, fields=shared)),
+        "draws": median_time(lambda: (m.sample_h(p, state, rng, beta, None, field=shared["h"]),
+                                      m.bernoulli_logit(m.anneal(fv, beta, offset), rng))),
+    }
 
 
 def main() -> None:
@@ -45,8 +80,13 @@ def main() -> None:
         started = time.perf_counter()
         estimate = ais(c, data, runs=args.runs, schedule=schedule, progress=False)
         seconds = time.perf_counter() - started
+        per = seconds / (len(schedule) - 1)
         print(f"RBM 784x500 {dtype}: {args.runs} runs x {len(schedule) - 1} distributions: {seconds:.1f} s "
-              f"({seconds / (len(schedule) - 1) * 1e3:.2f} ms per distribution); {estimate}")
+              f"({per * 1e3:.2f} ms per distribution, {per * 14500:.1f} s for 14,500); {estimate}")
+        timed = parts(c, data, args.runs)
+        timed["bookkeeping"] = per - sum(v for k, v in timed.items() if k != "floor")
+        print("  per distribution: " + ", ".join(f"{k} {v * 1e3:.3f} ms" for k, v in timed.items())
+              + f"; floor x 14,500 = {timed['floor'] * 14500:.1f} s", flush=True)
 
 
 if __name__ == "__main__":

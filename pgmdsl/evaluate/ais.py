@@ -95,19 +95,33 @@ def _log_partition(compiled, bases: dict) -> float:
                for name, base in bases.items() if name in compiled.kept)
 
 
-def _base_energy(compiled, state: dict, bases: dict):
-    """E_A of the kept layers' states: -field . x (+ precision . x^2 / 2)."""
-    xp = compiled.xp
-    total = 0
+def _base_terms(compiled, bases: dict) -> list:
+    """The kept layers' base fields (and halved precisions, or None), flattened, in the backend's dtype: once per run."""
+    def flat(values, shape):
+        return compiled.xp.asarray(np.broadcast_to(values, shape).reshape(-1), dtype=compiled.dtype)
+
+    terms = []
     for name, base in bases.items():
         if name not in compiled.kept:
             continue
-        axes = tuple(range(1, state[name].ndim))
-        x = state[name]
-        energy = -x * xp.asarray(base.field, dtype=compiled.dtype)
-        if base.precision is not None:
-            energy = energy + 0.5 * xp.asarray(base.precision, dtype=compiled.dtype) * x * x
-        total = total + xp.sum(energy, axis=axes)
+        shape = tuple(compiled.layers[name]["shape"])
+        half_precision = None if base.precision is None else flat(0.5 * base.precision, shape)
+        terms.append((name, flat(base.field, shape), half_precision))
+    return terms
+
+
+def _base_energy(compiled, state: dict, bases: dict, terms: list | None = None):
+    """E_A of the kept layers' states: -field . x (+ precision . x^2 / 2), one matrix-vector product per term.
+
+    terms: _base_terms(compiled, bases), when the caller keeps them.
+    """
+    total = 0
+    for name, field, half_precision in _base_terms(compiled, bases) if terms is None else terms:
+        x = state[name].reshape(len(state[name]), -1)
+        energy = -(x @ field)
+        if half_precision is not None:
+            energy += (x * x) @ half_precision
+        total = total + energy
     return total
 
 
@@ -159,14 +173,15 @@ def ais(compiled, data, runs: int = 100, schedule=None, seed: int = 0, progress:
     log_w = np.zeros(rows * runs)
     pair = xp.zeros(2, dtype=dtype)
     sampler = rng if xp is np else compiled.random(seed)  # the generated samplers draw on the backend's device
+    terms = _base_terms(compiled, bases)
     for k in tqdm(range(1, len(betas)), desc="AIS", unit="beta", disable=not progress, mininterval=1.0):
         previous, current = betas[k - 1], betas[k]
         pair[0], pair[1] = previous, current
         shared = shared_fields(compiled, state, order)
         free = compiled.module.free_energy(compiled.params, state, pair, fields=shared,
                                            precision_offsets=_annealed(compiled, bases, (previous, current)))
-        base = _base_energy(compiled, state, bases)
-        difference = (free[0] - free[1]) + (1 - previous) * base - (1 - current) * base
+        base = _base_energy(compiled, state, bases, terms)  # (1 - previous) E_A - (1 - current) E_A:
+        difference = (free[0] - free[1]) + (current - previous) * base
         log_w += np.asarray(_host(difference), dtype=np.float64)
         _transition(compiled, state, order, bases, float(current), sampler, shared)  # a Python float: float32 stays
     if not given:

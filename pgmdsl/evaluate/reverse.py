@@ -30,7 +30,7 @@ import numpy as np
 from ..errors import DSLError, DSLUnsupportedError
 from ..runtime.gpu import to_host
 from ..runtime.sampling import sweep_order
-from .ais import _annealed, _base_energy, _log_partition, _transition, base_model, default_schedule, shared_fields
+from .ais import _annealed, _base_energy, _base_terms, _log_partition, _transition, base_model, default_schedule, shared_fields
 from ..runtime.numerics import logsumexp
 from .bound import log_measure
 
@@ -86,7 +86,8 @@ def raise_log_likelihood(compiled, data, base=None, runs: int = 100, schedule=No
     def log_f(free, beta, base_energy):
         return -free - (1 - beta) * base_energy
 
-    base_energy = _base_energy(compiled, state, bases)
+    terms = _base_terms(compiled, bases)
+    base_energy = _base_energy(compiled, state, bases, terms)
     shared = shared_fields(compiled, state, order)
     current = log_f(compiled.module.free_energy(compiled.params, state, 1.0, fields=shared), 1.0, base_energy)
     log_w = np.zeros(count * runs)
@@ -97,7 +98,7 @@ def raise_log_likelihood(compiled, data, base=None, runs: int = 100, schedule=No
         shared = shared_fields(compiled, state, order)  # for this state's free energies and the next sweep
         free = compiled.module.free_energy(compiled.params, state, pair, fields=shared,
                                            precision_offsets=_annealed(compiled, bases, (beta, below)))
-        base_energy = _base_energy(compiled, state, bases)
+        base_energy = _base_energy(compiled, state, bases, terms)
         log_w += np.asarray(to_host(current - log_f(free[0], beta, base_energy)), dtype=np.float64)
         current = log_f(free[1], below, base_energy)  # log f_{k-1}(v_{k-1}): the next step's numerator
     # log p_0(v_0): the base model's observed units are independent (at beta = 0 the summed-out layers add
