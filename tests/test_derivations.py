@@ -6,7 +6,6 @@ statistics -dF/dtheta and the exact log-likelihood gradient. Gaussian layers
 are checked against the closed form read off the (quadratic) energy.
 """
 
-import os
 from functools import lru_cache
 
 import numpy as np
@@ -19,6 +18,7 @@ from pgmdsl.errors import DSLUnsupportedError
 from pgmdsl.runtime.initialize import constrain
 
 import exact
+from standin import compile_for
 
 TINY = {
     "relu_rbm": dict(nv=3, nh=2),
@@ -45,15 +45,7 @@ def backend(request):
 def compiled(name, backend="numpy"):
     """A tiny model with random parameters; backend "cupy" runs the CuPy module on NumPy (the test seam)."""
     model = pgmdsl.load(name, **TINY[name])
-    previous = os.environ.get("PGMDSL_CUPY_STANDIN")
-    os.environ["PGMDSL_CUPY_STANDIN"] = "numpy"
-    try:
-        c = model.compile(backend=backend, dtype="float64", cache=False)
-    finally:
-        if previous is None:
-            del os.environ["PGMDSL_CUPY_STANDIN"]
-        else:
-            os.environ["PGMDSL_CUPY_STANDIN"] = previous
+    c = compile_for(model, backend, "float64")
     rng = np.random.default_rng(sum(map(ord, name)))
     for param in model.params:
         value = rng.normal(0, 0.6, param.shape)

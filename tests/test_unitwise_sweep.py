@@ -11,14 +11,14 @@ field (annealing).
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
 import pgmdsl
 from pgmdsl import units as unit_types
 from pgmdsl.runtime.initialize import constrain
+
+from standin import compile_for
 
 SPIN = """model ising(n: int = 6, nh: int = 3)
 visible v[n]: spin
@@ -96,15 +96,7 @@ def compiled(name: str, backend: str = "numpy", dtype: str = "float64"):
         model = pgmdsl.load("bm", n=7, nh=4)
     else:
         model = pgmdsl.parse(TEXTS[name], f"{name}.dgm")
-    previous = os.environ.get("PGMDSL_CUPY_STANDIN")
-    os.environ["PGMDSL_CUPY_STANDIN"] = "numpy"
-    try:
-        c = model.compile(backend=backend, dtype=dtype, cache=False)
-    finally:
-        if previous is None:
-            del os.environ["PGMDSL_CUPY_STANDIN"]
-        else:
-            os.environ["PGMDSL_CUPY_STANDIN"] = previous
+    c = compile_for(model, backend, dtype)
     rng = np.random.default_rng(sum(map(ord, name)))
     for param in model.params:
         c.params[param.name] = constrain(param, rng.normal(0, 0.8, param.shape)).astype(dtype)
