@@ -67,6 +67,11 @@ def check_command(args) -> int:
     return 0
 
 
+def _interactive() -> bool:
+    """Progress bars for the long evaluations only on a terminal: a log file or a pipe gets the results alone."""
+    return sys.stderr.isatty()
+
+
 def list_command(args) -> int:
     """The standard library, one model a line: its name and the first sentence of its opening comment."""
     from .resources import models_dir, standard_models
@@ -377,7 +382,8 @@ def _print_evaluation(compiled, sets: dict, args, run_dir: Path) -> None:
     print("evaluating...", flush=True)
     result = evaluate(compiled, sets, ais_runs=args.ais_runs, distributions=args.ais_distributions,
                       force_exact=args.exact, reference=sets.get("train"), seed=getattr(args, "seed", 0),
-                      labels=args.labels, raise_runs=args.raise_runs, raise_rows=args.raise_rows)
+                      labels=args.labels, raise_runs=args.raise_runs, raise_rows=args.raise_rows,
+                      progress=_interactive())
     standardization = compiled.standardization
     if standardization is not None:
         result = runs.in_data_units(result, standardization)
@@ -409,7 +415,7 @@ def _print_sequence_evaluation(compiled, sets: dict, args, run_dir: Path) -> Non
     distributions = recipes.evaluation_default(compiled, "ais_distributions", args.ais_distributions)
     print("evaluating...", flush=True)
     result = evaluate_sequences(compiled, sets, ais_runs=args.ais_runs, distributions=distributions,
-                                force_exact=args.exact, seed=getattr(args, "seed", 0))
+                                force_exact=args.exact, seed=getattr(args, "seed", 0), progress=_interactive())
     standardization = compiled.standardization
     if standardization is not None:
         result = runs.in_data_units(result, standardization)

@@ -95,3 +95,19 @@ def test_version_and_python_dash_m(capsys):
     assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"pgmdsl {pgmdsl.__version__}"
     done = subprocess.run([sys.executable, "-m", "pgmdsl", "list"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.startswith("bm ")
+
+
+def test_evaluations_show_progress_only_on_a_terminal(capsys):
+    import numpy as np
+
+    import pgmdsl
+    from pgmdsl.cli import _interactive
+    from pgmdsl.evaluate.report import evaluate
+
+    assert _interactive() is False  # pytest captures stderr: not a terminal
+    c = pgmdsl.load("rbm", nv=30, nh=30).compile()  # 2^30 states: log Z by AIS
+    rows = (np.random.default_rng(0).random((20, 30)) < 0.5).astype(float)
+    evaluate(c, {"train": rows}, ais_runs=4, distributions=50, force_exact=False, progress=False)
+    assert "AIS" not in capsys.readouterr().err
+    evaluate(c, {"train": rows}, ais_runs=4, distributions=50, progress=True)
+    assert "AIS" in capsys.readouterr().err

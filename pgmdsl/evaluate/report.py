@@ -52,13 +52,13 @@ def check_options(ais_runs: int = 100, distributions: int | None = None, raise_r
 
 def evaluate(compiled, sets: dict, ais_runs: int = 100, distributions: int | None = None, force_exact: bool = False,
              reference=None, seed: int = 0, labels: str | None = None, raise_runs: int = 0,
-             raise_rows: int = 100) -> dict:
+             raise_rows: int = 100, progress: bool = False) -> dict:
     """Metrics for each named data set (e.g. train, validation): per-row means, and how log Z was found.
 
     reference: the rows whose marginals define AIS's base model (default: the first set).
     labels: a visible layer holding class labels: adds the accuracy of its most probable state given the rest.
     raise_runs: with more than 0, RAISE's conservative log-likelihood of each set's first `raise_rows` rows
-    (the same schedule as AIS).
+    (the same schedule as AIS). progress: progress bars for AIS and RAISE (the CLI's, on a terminal).
     """
     from ..runtime.train import as_data, check_support, reconstruction_error
 
@@ -67,7 +67,7 @@ def evaluate(compiled, sets: dict, ais_runs: int = 100, distributions: int | Non
     for rows in sets.values():
         check_support(compiled, rows)
     result = {"log_z": _log_z(compiled, reference if reference is not None else next(iter(sets.values())),
-                              ais_runs, distributions, force_exact, seed)}
+                              ais_runs, distributions, force_exact, seed, progress)}
     log_z = result["log_z"]["value"]
     for name, rows in sets.items():
         metrics = {"rows": len(next(iter(rows.values())))}
@@ -76,7 +76,7 @@ def evaluate(compiled, sets: dict, ais_runs: int = 100, distributions: int | Non
             schedule = default_schedule() if distributions is None else np.linspace(0, 1, distributions + 1)
             subset = {k: v[:raise_rows] for k, v in rows.items()}
             estimate = raise_log_likelihood(compiled, subset, base=reference, runs=raise_runs, schedule=schedule,
-                                            seed=seed, progress=False)
+                                            seed=seed, progress=progress)
             metrics["raise_log_likelihood"], metrics["raise_rows"] = estimate.mean, len(estimate.log_likelihood)
             if log_z is not None:  # the other side, on the same rows
                 metrics["raise_rows_log_likelihood"] = float(np.mean(exact_log_likelihood(compiled, subset, log_z)))
@@ -97,7 +97,7 @@ def evaluate(compiled, sets: dict, ais_runs: int = 100, distributions: int | Non
     return result
 
 
-def _log_z(compiled, data, runs, distributions, force_exact, seed) -> dict:
+def _log_z(compiled, data, runs, distributions, force_exact, seed, progress=False) -> dict:
     try:
         summed, layers = cheapest(compiled)
         states = 2 ** log2_count(layers)
@@ -108,7 +108,7 @@ def _log_z(compiled, data, runs, distributions, force_exact, seed) -> dict:
     if runs <= 0:
         return {"value": None, "method": "none"}
     schedule = default_schedule() if distributions is None else np.linspace(0, 1, distributions + 1)
-    estimate = ais(compiled, data, runs=runs, schedule=schedule, seed=seed, progress=False)
+    estimate = ais(compiled, data, runs=runs, schedule=schedule, seed=seed, progress=progress)
     return {"value": estimate.log_z, "method": "ais", "low": estimate.log_z_low, "high": estimate.log_z_high,
             "runs": runs, "distributions": estimate.distributions}
 
@@ -156,7 +156,7 @@ PREDICTION_STEPS = 30  # Gibbs sweeps with the past clamped per predicted frame 
 
 def evaluate_sequences(compiled, sets: dict, ais_runs: int = 100, distributions: int | None = None,
                        force_exact: bool = False, seed: int = 0, rows: int = CONDITIONAL_ROWS,
-                       gibbs_steps: int = PREDICTION_STEPS) -> dict:
+                       gibbs_steps: int = PREDICTION_STEPS, progress: bool = False) -> dict:
     """For each named set of windows ({past, frame} dicts): log p(frame | past) and one-step prediction errors.
 
     The conditional log-likelihood is exact where enumerating the latent side
@@ -188,7 +188,7 @@ def evaluate_sequences(compiled, sets: dict, ais_runs: int = 100, distributions:
             subset = {key: value[chosen] for key, value in windows.items()}
             schedule = None if distributions is None else np.linspace(0, 1, distributions + 1)
             values = conditional_log_likelihood(compiled, subset, runs=max(ais_runs, 2), schedule=schedule, seed=seed,
-                                                max_states=method.get("states", 0), progress=False)
+                                                max_states=method.get("states", 0), progress=progress)
             metrics["log_likelihood"], metrics["log_likelihood_rows"] = float(np.mean(values)), len(chosen)
         metrics["prediction_error"] = float(np.mean(prediction_error(compiled, windows, gibbs_steps, seed)))
         metrics["persistence_error"] = float(np.mean(persistence_error(compiled, windows)))
