@@ -25,6 +25,7 @@ from pgmdsl.cli import main
 from pgmdsl.errors import DSLError
 from pgmdsl.runtime import checkpoint, checkpoint_contents
 from pgmdsl.runtime.checkpoint import load_trained
+from archives import members, rewrite
 
 BARS = np.array([[1, 1, 0, 0, 0, 0, 1, 1], [0, 0, 1, 1, 1, 1, 0, 0], [1, 0, 1, 0, 1, 0, 1, 0],
                  [0, 1, 0, 1, 0, 1, 0, 1]] * 8, dtype=float)
@@ -49,18 +50,6 @@ def resumable(tmp_path):
     path = tmp_path / "run.npz"
     rbm().fit(BARS, epochs=2, checkpoint=path, **TRAINING)
     return path
-
-
-def members(path) -> dict:
-    with np.load(path, allow_pickle=False) as archive:
-        return {name: archive[name] for name in archive.files}
-
-
-def rewrite(path, change) -> None:
-    """Rewrite the .npz at `path` with numpy after `change(members)` edited its members in place."""
-    contents = members(path)
-    change(contents)
-    np.savez(path, **contents)
 
 
 def edit_json(path, member: str, change) -> None:

@@ -22,6 +22,7 @@ from pgmdsl.runtime.samplers.pt import ParallelTempering, ladder, swap_log_accep
 from pgmdsl.runtime.train import Trainer
 
 from exact import SMALLEST_SIZES
+from archives import rewrite
 
 BARS3 = pgmdsl.datasets.bars_and_stripes(3)  # 16 rows of 9 binary values
 
@@ -277,11 +278,6 @@ def test_a_pair_no_exchange_tried_in_an_epoch_reports_nan_and_still_resumes(tmp_
     assert len(resumed) == 3 and np.isnan(resumed[0]["swap_rate_1"])
 
 
-def _edit(path, change):
-    with np.load(path, allow_pickle=False) as archive:
-        members = {name: archive[name] for name in archive.files}
-    change(members)
-    np.savez(path, **members)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -304,7 +300,7 @@ def _edit(path, change):
 def test_damaged_pt_state_is_refused_on_resume(tmp_path, change, message):
     path = tmp_path / "run.npz"
     rbm().fit(BARS3, epochs=1, checkpoint=path, **PT)
-    _edit(path, change)
+    rewrite(path, change)
     with pytest.raises(DSLError, match=message):
         rbm().fit(BARS3, epochs=2, resume=path, **PT)
 
@@ -313,7 +309,7 @@ def test_sampler_state_in_a_pcd_checkpoint_is_refused(tmp_path):
     path = tmp_path / "run.npz"
     options = dict(method="pcd", batch_size=8, verbose=0)
     rbm().fit(BARS3, epochs=1, checkpoint=path, **options)
-    _edit(path, lambda m: m.update({"train/sampler/chains/v": np.zeros((3, 8, 9))}))
+    rewrite(path, lambda m: m.update({"train/sampler/chains/v": np.zeros((3, 8, 9))}))
     with pytest.raises(DSLError, match=r"'train/sampler/chains/v' is no part of method 'pcd''s state"):
         rbm().fit(BARS3, epochs=2, resume=path, **options)
 

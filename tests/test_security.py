@@ -23,6 +23,7 @@ from pgmdsl import cache as cache_store
 from pgmdsl import resources
 from pgmdsl.codegen.load import cache_key, read_cached
 from pgmdsl.runtime.checkpoint import load_trained
+from archives import rewrite
 
 RBM = (resources.models_dir() / "rbm.dgm").read_text(encoding="utf-8")
 
@@ -93,11 +94,6 @@ def test_the_cache_key_covers_the_file_name(cache):
     assert cache_key(benign, "numpy", "float32") != cache_key(other, "numpy", "float32")
 
 
-def _rewrite(path: Path, change) -> None:
-    with np.load(path, allow_pickle=False) as archive:
-        members = {key: archive[key] for key in archive.files}
-    change(members)
-    np.savez(path, **members)
 
 
 def _edit_meta(path: Path, **fields) -> None:
@@ -106,7 +102,7 @@ def _edit_meta(path: Path, **fields) -> None:
         meta.update(fields)
         members["meta"] = np.array(json.dumps(meta))
 
-    _rewrite(path, change)
+    rewrite(path, change)
 
 
 def test_a_checkpoints_file_name_stays_text(tmp_path, sentinel, cache):
@@ -296,7 +292,7 @@ def test_a_checkpoint_carries_its_imports(tmp_path, cache, monkeypatch):
 ])
 def test_damaged_embedded_files_are_one_error(tmp_path, cache, files, message):
     path = pgmdsl.load("rbm", nv=4, nh=3).compile().save(tmp_path / "model.npz")
-    _rewrite(path, lambda members: members.update(files=np.array(files)))
+    rewrite(path, lambda members: members.update(files=np.array(files)))
     with pytest.raises(pgmdsl.DSLError, match=message):
         load_trained(path)
 
@@ -311,7 +307,7 @@ def test_a_checkpoint_naming_a_model_its_files_lack_is_one_error(tmp_path, cache
 def test_a_checkpoint_from_before_embedded_files_still_loads(tmp_path, cache):
     compiled = pgmdsl.load("rbm", nv=4, nh=3).compile()
     path = compiled.save(tmp_path / "model.npz")
-    _rewrite(path, lambda members: members.pop("files"))
+    rewrite(path, lambda members: members.pop("files"))
     state = {"v": np.ones((2, 4))}
     np.testing.assert_array_equal(load_trained(path).free_energy(state), compiled.free_energy(state))
 

@@ -18,6 +18,7 @@ from pgmdsl.evaluate.exact import exact_log_z, log_likelihood
 from pgmdsl.runtime import standardize, warned
 from pgmdsl.runtime.checkpoint import load_trained, read
 from pgmdsl.runtime.train import TrainingDiverged
+from archives import rewrite
 
 RNG = np.random.default_rng(0)
 ROWS = RNG.normal([100.0, -3.0, 0.5], [10.0, 0.1, 2.0], size=(200, 3))
@@ -126,11 +127,6 @@ def test_the_standardisation_round_trips_through_the_checkpoint(saved, tmp_path)
     assert read(tmp_path / "plain.npz")["standardization"] is None
 
 
-def _rewrite(path, change):
-    with np.load(path, allow_pickle=False) as archive:
-        contents = {name: archive[name] for name in archive.files}
-    change(contents)
-    np.savez(path, **contents)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -146,7 +142,7 @@ def _rewrite(path, change):
 ])
 def test_a_damaged_standardisation_is_one_line(saved, change, message):
     path, _ = saved
-    _rewrite(path, change)
+    rewrite(path, change)
     with pytest.raises(DSLError, match=f"^error: checkpoint {path}: .*{message}") as error:
         load_trained(path)
     assert "\n" not in str(error.value)

@@ -102,8 +102,8 @@ def _base_terms(compiled, bases: dict) -> list:
 
     terms = []
     for name, base in bases.items():
-        if name not in compiled.kept:
-            continue
+        if name not in compiled.kept or (base.precision is None and not np.any(base.field)):
+            continue  # a uniform base has energy 0: no product
         shape = tuple(compiled.layers[name]["shape"])
         half_precision = None if base.precision is None else flat(0.5 * base.precision, shape)
         terms.append((name, flat(base.field, shape), half_precision))
@@ -173,7 +173,7 @@ def ais(compiled, data, runs: int = 100, schedule=None, seed: int = 0, progress:
     log_w = np.zeros(rows * runs)
     pair = xp.zeros(2, dtype=dtype)
     sampler = rng if xp is np else compiled.random(seed)  # the generated samplers draw on the backend's device
-    terms = _base_terms(compiled, bases)
+    terms, shares = _base_terms(compiled, bases), annealing(bases)
     for k in tqdm(range(1, len(betas)), desc="AIS", unit="beta", disable=not progress, mininterval=1.0):
         previous, current = betas[k - 1], betas[k]
         pair[0], pair[1] = previous, current
@@ -183,7 +183,7 @@ def ais(compiled, data, runs: int = 100, schedule=None, seed: int = 0, progress:
         base = _base_energy(compiled, state, bases, terms)  # (1 - previous) E_A - (1 - current) E_A:
         difference = (free[0] - free[1]) + (current - previous) * base
         log_w += np.asarray(_host(difference), dtype=np.float64)
-        _transition(compiled, state, order, bases, float(current), sampler, shared)  # a Python float: float32 stays
+        _transition(compiled, state, order, shares, float(current), sampler, shared)  # a Python float: float32 stays
     if not given:
         return _estimate(log_w, log_z_base, len(betas) - 1)
     return _row_estimates([_estimate(w, log_z_base, len(betas) - 1) for w in log_w.reshape(rows, runs)])
@@ -228,22 +228,26 @@ def shared_fields(compiled, state: dict, order) -> dict:
     return fields
 
 
-def _transition(compiled, state: dict, order, bases, beta: float, rng, shared=None) -> None:
+def annealing(bases: dict) -> dict:
+    """{layer: (field or None, precision or None)}: the base's share of each layer's conditional, found once per
+    run so a sweep skips uniform bases (no field, no precision) without looking at their arrays again."""
+    return {name: (base.field if np.any(base.field) else None, base.precision) for name, base in bases.items()}
+
+
+def _transition(compiled, state: dict, order, shares: dict, beta: float, rng, shared=None) -> None:
     """One sweep at inverse temperature beta; `shared`: fields of the first layers, computed for this state.
 
-    The base model enters each layer's conditional as (1 - beta) times its
-    field and precision; a uniform base (no field, no precision) adds nothing.
+    shares: annealing(bases). The base model enters each layer's conditional
+    as (1 - beta) times its field and precision.
     """
     xp = compiled.xp
     for name in order:
         extra = {"field": shared[name]} if shared and name in shared else {}
-        offset, base = None, bases.get(name)
-        if base is not None and np.any(base.field):
-            offset = xp.asarray((1 - beta) * base.field, dtype=compiled.dtype)
-        if base is not None and base.precision is not None:
-            extra["precision_offset"] = xp.asarray((1 - beta) * base.precision, dtype=compiled.dtype)
-        sample = getattr(compiled.module, f"sample_{name}")(compiled.params, state, rng, beta, offset, **extra)
-        state[name] = sample
+        field, precision = shares.get(name, (None, None))
+        offset = None if field is None else xp.asarray((1 - beta) * field, dtype=compiled.dtype)
+        if precision is not None:
+            extra["precision_offset"] = xp.asarray((1 - beta) * precision, dtype=compiled.dtype)
+        state[name] = getattr(compiled.module, f"sample_{name}")(compiled.params, state, rng, beta, offset, **extra)
     for name in compiled.marginalised:
         state.pop(name, None)
 

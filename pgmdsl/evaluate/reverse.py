@@ -30,7 +30,8 @@ import numpy as np
 from ..errors import DSLError, DSLUnsupportedError
 from ..runtime.gpu import to_host
 from ..runtime.sampling import sweep_order
-from .ais import _annealed, _base_energy, _base_terms, _log_partition, _transition, base_model, default_schedule, shared_fields
+from .ais import (_annealed, _base_energy, _base_terms, _log_partition, _transition, annealing, base_model,
+                  default_schedule, shared_fields)
 from ..runtime.numerics import logsumexp
 from .bound import log_measure
 
@@ -86,14 +87,14 @@ def raise_log_likelihood(compiled, data, base=None, runs: int = 100, schedule=No
     def log_f(free, beta, base_energy):
         return -free - (1 - beta) * base_energy
 
-    terms = _base_terms(compiled, bases)
+    terms, shares = _base_terms(compiled, bases), annealing(bases)
     base_energy = _base_energy(compiled, state, bases, terms)
     shared = shared_fields(compiled, state, order)
     current = log_f(compiled.module.free_energy(compiled.params, state, 1.0, fields=shared), 1.0, base_energy)
     log_w = np.zeros(count * runs)
     for k in tqdm(range(len(betas) - 1, 0, -1), desc="RAISE", unit="beta", disable=not progress, mininterval=1.0):
         beta, below = float(betas[k]), float(betas[k - 1])
-        _transition(compiled, state, order, bases, beta, sampler, shared)  # v_{k-1} ~ T_k(. | v_k)
+        _transition(compiled, state, order, shares, beta, sampler, shared)  # v_{k-1} ~ T_k(. | v_k)
         pair[0], pair[1] = beta, below
         shared = shared_fields(compiled, state, order)  # for this state's free energies and the next sweep
         free = compiled.module.free_energy(compiled.params, state, pair, fields=shared,
