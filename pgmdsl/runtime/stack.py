@@ -19,14 +19,14 @@ class CompiledStack:
         self.model = model
         self.levels = levels
 
-    def fit(self, data, **options) -> list:
-        """Greedy layer-wise training; returns one History per level."""
-        histories = []
-        inputs = data
-        for level in self.levels:
-            histories.append(level.fit(inputs, **options))
-            inputs = np.asarray(level.transform(inputs))
-        return histories
+    def fit(self, data, levels: list[dict] | None = None, validation=None, **options) -> list:
+        """Greedy layer-wise training (runtime.recipes.greedy); returns one History per level.
+
+        options apply to every level; levels=[{...}, ...] overrides them per level (epochs, lr, ...).
+        """
+        from .recipes import greedy
+
+        return greedy.stack(self.levels, data, greedy.per_level(len(self.levels), options, levels), validation)
 
     def transform(self, data):
         """Bottom-up conditional means through every level: the top layer's features."""

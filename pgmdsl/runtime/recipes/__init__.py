@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .. import units
-from .sequences import sequence_structure
+from ... import units
+from ..sequences import sequence_structure
 
 # --lr when none is given. Binary and other bounded units train well at 0.05. Units with a quadratic energy
 # (Gaussian-like) diverge there: gbrbm by PCD-1 (batch 10) on standardised digits diverges at 0.05 and 0.02, and
