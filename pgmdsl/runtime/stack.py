@@ -3,6 +3,13 @@
 Hinton, Osindero and Teh (2006): each model is trained on the hidden
 conditional means of the one below; the top pair stays an undirected model
 and the lower layers act as a directed generative path (top-down means).
+
+Each level below the top has two parameter sets over the same compiled
+model: its generative parameters (`level.params`: p(below | above), the
+directed path) and its recognition parameters (`recognition[k]`: q(above |
+below), the up pass). Greedy training leaves them tied (recognition[k] is
+None and the up pass reads level.params); the up-down fine-tuning unties
+them, as the paper does. Both evaluate the same generated conditionals.
 """
 
 from __future__ import annotations
@@ -18,38 +25,61 @@ class CompiledStack:
     def __init__(self, model, levels: list):
         self.model = model
         self.levels = levels
+        self.recognition: list[dict | None] = [None] * len(levels)  # untied up-pass parameters per level
+
+    @property
+    def xp(self):
+        return self.levels[0].xp
+
+    @property
+    def dtype(self):
+        return self.levels[0].dtype
 
     def fit(self, data, levels: list[dict] | None = None, validation=None, **options) -> list:
         """Greedy layer-wise training (runtime.recipes.greedy); returns one History per level.
 
         options apply to every level; levels=[{...}, ...] overrides them per level (epochs, lr, ...).
+        Training the levels again ties their recognition parameters to the new generative ones.
         """
         from .recipes import greedy
 
+        self.recognition = [None] * len(self.levels)
         return greedy.stack(self.levels, data, greedy.per_level(len(self.levels), options, levels), validation)
 
+    def up(self, number: int, below):
+        """q(above | below) of level `number`: its hidden means given its visible rows (recognition parameters)."""
+        level = self.levels[number]
+        params = self.recognition[number] or level.params
+        visible, hidden = single(level, "visible"), single(level, "hidden")
+        return getattr(level.module, f"mean_{hidden}")(params, {visible: level.xp.asarray(below, dtype=level.dtype)})
+
+    def down(self, number: int, above):
+        """p(below | above) of level `number`: its visible means given its hidden rows (generative parameters)."""
+        level = self.levels[number]
+        visible, hidden = single(level, "visible"), single(level, "hidden")
+        return level.module_mean(visible, {hidden: level.xp.asarray(above, dtype=level.dtype)})
+
     def transform(self, data):
-        """Bottom-up conditional means through every level: the top layer's features."""
-        for level in self.levels:
-            data = np.asarray(level.transform(data))
-        return data
+        """Bottom-up recognition means through every level: the top layer's features."""
+        for number in range(len(self.levels)):
+            data = self.up(number, data)
+        return np.asarray(data.get() if hasattr(data, "get") else data)
 
     def sample(self, n: int, steps: int = 1000, seed: int = 0):
         """Gibbs chains in the top model, then one top-down pass of conditional means."""
         top = self.levels[-1]
         state = top.sample(n, steps=steps, seed=seed)
-        visible = _single(top, "visible")
-        below = state[visible]
-        for level in reversed(self.levels[:-1]):
-            hidden, visible = _single(level, "hidden"), _single(level, "visible")
-            below = level.module_mean(visible, {hidden: level.xp.asarray(below, dtype=level.dtype)})
+        below = state[single(top, "visible")]
+        for number in reversed(range(len(self.levels) - 1)):
+            below = self.down(number, below)
         return below
 
     def save(self, path):
         raise DSLError("saving a stack is not supported yet: save each level (stack.levels[k].save(path))")
 
 
-def _single(compiled, role: str) -> str:
+def single(compiled, role: str) -> str:
+    """The one layer of `compiled` with `role` ("visible" or "hidden"): a stack's levels meet through them."""
     names = [n for n, info in compiled.layers.items() if info["role"] == role]
     if len(names) != 1:
         raise DSLError(f"a stacked model needs one {role} layer; {compiled.model.name} has {len(names)}")
