@@ -138,9 +138,13 @@ def train_command(args) -> int:
     sizes = _sizes(args.set)
     named = load(args.model, **sizes)  # an unknown model or a bad --set is reported before the data is read
     given = dict(method=args.method, k=args.k, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                 momentum=args.momentum)
-    chosen, recipe, filled = recipes.fill(named, given)
-    options = dict(**chosen, seed=args.seed, weight_decay=args.weight_decay, objective=args.objective,
+                 momentum=args.momentum, weight_decay=args.weight_decay)
+    chosen, recipe, filled = recipes.fill(named, given, args.recipe)
+    if chosen["weight_decay"] is None:
+        chosen["weight_decay"] = 0.0
+    if args.pretrain_epochs is not None and recipe.before is None:
+        raise DSLError(f"--pretrain-epochs: recipe '{recipe.name}' has no pretraining (the dbm recipe has)")
+    options = dict(**chosen, seed=args.seed, objective=args.objective,
                    labels=args.labels, generative_weight=args.generative_weight)
     if args.temperatures is not None:  # pt's ladder; any other sampler refuses it in one line
         options["temperatures"] = args.temperatures
@@ -156,10 +160,13 @@ def train_command(args) -> int:
         print(prepared["standardized"], flush=True)
     if resume:
         print(f"resuming from {resume[0]} after epoch {resume[2]} of {options['epochs']}", flush=True)
+    pretraining = []
     try:
+        if recipe.before is not None and not resume:
+            pretraining = _pretrain(recipe, compiled, train, args)
         history = compiled.fit(train, validation=validation, checkpoint=run_dir / "model.npz", verbose=0,
                                resume=resume[0] if resume else None, callbacks=[_epoch_printer(options["epochs"])],
-                               **options)
+                               **recipe.arguments(compiled), **options)
     except KeyboardInterrupt:
         kept = f"; {run_dir / 'model.npz'} holds the last finished epoch" if (run_dir / "model.npz").exists() else ""
         print(f"interrupted{kept} (continue with --resume {run_dir})", file=sys.stderr)
@@ -169,7 +176,7 @@ def train_command(args) -> int:
             "rows": {"training": runs.row_count(train), "validation": runs.row_count(validation)},
             **prepared["info"],
             "standardized": list(compiled.standardization.layers) if compiled.standardization else [],
-            "options": options}
+            "options": options, **({"pretraining": pretraining} if pretraining else {})}
     written = [run_dir / "model.npz", *runs.write_metrics(history, run_dir, info)]
     if sequence:
         written.append(runs.save_seed_frames(compiled, prepared["seeds"][None], run_dir))
@@ -185,6 +192,17 @@ def train_command(args) -> int:
         _print_evaluation(compiled, {"train": train, "validation": validation}, args, run_dir)
         print(f"draw more samples with: pgmdsl sample {run_dir} -n 64")
     return 0
+
+
+def _pretrain(recipe, compiled, train: dict, args) -> list:
+    """The recipe's pretraining (the DBM's, pair by pair), one line a pair; its histories for metrics.json."""
+    options = {} if args.pretrain_epochs is None else {"epochs": args.pretrain_epochs}
+    rows = next(iter(train.values()))
+    histories = recipe.before(compiled, rows, args.seed, **options)
+    for number, history in enumerate(histories, start=1):
+        print(f"pretrained pair {number} of {len(histories)}: {len(history)} epochs, reconstruction error "
+              f"{history[-1]['reconstruction']:.4g}", flush=True)
+    return histories
 
 
 def _row_data(args, named, sizes: dict, options: dict, resume) -> dict:
@@ -732,7 +750,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     from .runs import DEFAULT_LR, REAL_VALUED_LR
     from .runtime.datasets import DATA_SPECS
-    from .runtime.recipes import SEQUENCE_LR, SLOWER_LR
+    from .runtime.recipes import RECIPES, SEQUENCE_LR, SLOWER_LR
+    from .runtime.recipes.dbm import PRETRAINING
 
     slower = ", ".join(f"{name} {rate:g}" for name, rate in SLOWER_LR.items())
 
@@ -756,7 +775,14 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seeds the initial weights, the split and the sampler (default 0)")
     parser.add_argument("--momentum", type=float, default=None,
                         help="in [0, 1) (default 0; 0.9 for sequence models), e.g. --momentum 0.5")
-    parser.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty on weight matrices (default 0)")
+    parser.add_argument("--weight-decay", type=float, default=None,
+                        help="L2 penalty on weight matrices (default 0; 2e-4 for the dbm recipe)")
+    parser.add_argument("--recipe", default=None, choices=list(RECIPES),
+                        help="how to train (default: chosen by the model's structure; `pgmdsl list` shows each "
+                             "model's). " + "; ".join(f"{r.name}: {r.why}" for r in RECIPES.values()))
+    parser.add_argument("--pretrain-epochs", type=int, default=None,
+                        help="the dbm recipe's layer-wise pretraining: epochs for each pair of layers "
+                             f"(default {PRETRAINING['epochs']})")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--no-standardize", action="store_true",
                         help="train on the raw values of real-valued (Gaussian) observed layers; by default each "

@@ -20,6 +20,7 @@ SMALLEST_SIZES = {
     "conv_rbm": dict(C=1, NV=4, K=2, NW=3, pool=2),
     "bm": dict(n=3, nh=2),
     "dbm": dict(nv=3, n1=2, n2=2),
+    "dbm3": dict(nv=2, n1=2, n2=2, n3=2),
     "class_rbm": dict(nx=3, ny=3, nh=2),
     "crbm": dict(nv=3, nh=2, order=2),
     "relu_rbm": dict(nv=3, nh=2),
@@ -71,6 +72,13 @@ def dbm(p, s):
             - np.einsum("bi,ij,bj->b", v, p["W1"], h1) - np.einsum("bj,jk,bk->b", h1, p["W2"], h2))
 
 
+def dbm3(p, s):
+    v, h1, h2, h3 = s["v"], s["h1"], s["h2"], s["h3"]
+    return (-(v @ p["a"]) - h1 @ p["b1"] - h2 @ p["b2"] - h3 @ p["b3"]
+            - np.einsum("bi,ij,bj->b", v, p["W1"], h1) - np.einsum("bj,jk,bk->b", h1, p["W2"], h2)
+            - np.einsum("bk,kl,bl->b", h2, p["W3"], h3))
+
+
 def class_rbm(p, s):
     x, y, h = s["x"], s["y"], s["h"]
     return (-(x @ p["a"]) - y @ p["c"] - h @ p["b"]
@@ -96,7 +104,7 @@ def structured_crbm(p, s):
             - h @ p["c"] - np.einsum("bk,kj,bj->b", x, p["U"], h))
 
 
-ENERGIES = {f.__name__: f for f in (rbm, gbrbm, mcrbm, conv_rbm, bm, dbm, class_rbm, crbm, relu_rbm, structured_crbm)}
+ENERGIES = {f.__name__: f for f in (rbm, gbrbm, mcrbm, conv_rbm, bm, dbm, dbm3, class_rbm, crbm, relu_rbm, structured_crbm)}
 
 
 # ---- enumeration ----

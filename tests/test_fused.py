@@ -151,6 +151,7 @@ STANDARD_REASONS = {
     "conv_rbm": "layer 'p' is pooled, not visible or hidden",
     "bm": "the hidden class is not summed out analytically",
     "dbm": "the observed layers are not one colour class",
+    "dbm3": "the observed layers are not one colour class",
     "class_rbm": None,
     "crbm": "layer 'past' is input, not visible or hidden",
     "relu_rbm": "layer 'h' has relu units",

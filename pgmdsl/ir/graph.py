@@ -77,6 +77,24 @@ def _all_refs(model: ModelIR, summand, seen: set[str] | None = None):
                 yield from _all_refs(model, inner, seen)
 
 
+def parameter_layers(model: ModelIR) -> dict[str, frozenset[str]]:
+    """The sampled layers each parameter's summands touch: a bias one layer, a coupling the pair it joins.
+
+    Why: a training recipe that treats a model as pieces (the DBM's layer-wise
+    pretraining) must know which parameters belong to which layers, from the
+    energy, whatever the parameters are called.
+    """
+    sampled = {layer.name for layer in model.layers if layer.sampled}
+    found: dict[str, set[str]] = {param.name: set() for param in model.params}
+    for term in model.terms:
+        for summand in term.summands:
+            touched = layers_in(model, summand) & sampled
+            for ref in _all_refs(model, summand):
+                if ref.kind == "param":
+                    found[ref.name] |= touched
+    return {name: frozenset(layers) for name, layers in found.items()}
+
+
 def interaction_graph(model: ModelIR) -> nx.Graph:
     """Sampled layers, an edge where a summand couples two, `self_coupled` on nodes."""
     graph = nx.Graph()

@@ -157,7 +157,8 @@ class Compiled:
     # ---- training, sampling, saving ----
     def fit(self, data, method: str = "cd", k: int = 1, epochs: int = 10, batch_size: int = 10, lr: float = 0.05,
             momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0, callbacks=(), clamp=(),
-            validation=None, checkpoint=None, resume=None, monitor=(), check_data=True, **options):
+            validation=None, checkpoint=None, resume=None, monitor=(), check_data=True, mean_field_start=None,
+            **options):
         """Train by CD-k, PCD-k or parallel tempering (or on log p(labels | rest): objective=, labels=); returns
         the per-epoch History.
 
@@ -181,11 +182,14 @@ class Compiled:
         than the rows, whatever batch_size says (PCD still keeps batch_size chains unless chains= is given); states
         past the memory budget are refused before they are allocated (runtime.initialize). check_data: refuse data outside each unit type's support (binary units
         in [0, 1], ...: units.UnitType.check_data); scikit-learn's wrappers, like BernoulliRBM, take any features.
+        mean_field_start: a function of (compiled, minibatch) giving the latent layers' means the mean-field
+        data phase starts from (the DBM recipe's doubled bottom-up pass, runtime.recipes.dbm); default 0.5 each.
         """
         from .train import Trainer, check_support
 
         trainer = Trainer(self, data, clamp=clamp, callbacks=callbacks, validation=validation,
-                          checkpoint=checkpoint or resume, monitor=monitor, method=method, k=k, epochs=epochs,
+                          checkpoint=checkpoint or resume, monitor=monitor, mean_field_start=mean_field_start,
+                          method=method, k=k, epochs=epochs,
                           batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
                           seed=seed, **options)
         if check_data:

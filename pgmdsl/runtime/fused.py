@@ -44,6 +44,8 @@ def fused_reason(compiled, options, clamp=()) -> str | None:
         return f"the {options.objective} objective needs the generic trainer"
     if options.sparsity_target is not None:
         return "a sparsity target needs the generic trainer"
+    if options.initial_momentum is not None:
+        return "a momentum schedule needs the generic trainer"
     if isinstance(options.lr, dict):
         return "per-parameter learning rates need the generic trainer"
     if clamp:

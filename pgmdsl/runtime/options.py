@@ -30,6 +30,10 @@ def _positive(value) -> bool:
     return _nonnegative(value) and value > 0
 
 
+def _target(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1
+
+
 def _rates(value) -> bool:
     """Per-parameter learning rates: names to numbers >= 0 (0 freezes a parameter), one of them positive."""
     return (isinstance(value, dict) and bool(value) and all(isinstance(k, str) for k in value)
@@ -70,8 +74,12 @@ CHECKS = {
     "lr_decay": (_nonnegative, "a number >= 0"),
     "lr_min": (_nonnegative, "a number >= 0"),
     "momentum": (lambda v: _nonnegative(v) and v < 1, "a number in [0, 1)"),
+    "initial_momentum": (lambda v: v is None or (_nonnegative(v) and v < 1), "None or a number in [0, 1)"),
+    "momentum_epochs": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
     "weight_decay": (_nonnegative, "a number >= 0"),
-    "sparsity_target": (lambda v: v is None or (isinstance(v, (int, float)) and 0 < v < 1), "None or a number in (0, 1)"),
+    "sparsity_target": (lambda v: v is None or _target(v) or (isinstance(v, dict) and bool(v) and all(
+        isinstance(k, str) and _target(t) for k, t in v.items())),
+        "None, a number in (0, 1) or a dict of hidden layer names to such numbers"),
     "sparsity_cost": (_nonnegative, "a number >= 0"),
     "sparsity_decay": (lambda v: _nonnegative(v) and v < 1, "a number in [0, 1)"),
     "chains": (lambda v: v is None or _positive_int(v), "None or a positive integer"),
@@ -102,8 +110,10 @@ class TrainingOptions:
     lr_decay: float = 0.0
     lr_min: float = 0.0
     momentum: float = 0.0
+    initial_momentum: float | None = None  # the momentum of the first momentum_epochs epochs (Hinton's guide: 0.5)
+    momentum_epochs: int = 5
     weight_decay: float = 0.0  # L2 on parameters with two or more axes (weights, not biases)
-    sparsity_target: float | None = None  # Lee et al. (2008): mean activation of binary hidden layers
+    sparsity_target: float | dict | None = None  # Lee et al. (2008): mean activation of binary hidden layers (or per layer)
     sparsity_cost: float = 0.0
     sparsity_decay: float = 0.9
     chains: int | None = None  # persistent chains for PCD (default: batch_size)
@@ -150,6 +160,18 @@ class TrainingOptions:
         if self.lr_schedule == "linear":
             return self.base_lr + (self.lr_min - self.base_lr) * min(update / max(total, 1), 1.0)
         return self.base_lr
+
+    def momentum_at(self, epoch: int) -> float:
+        """The momentum of 0-based `epoch`: initial_momentum for the first momentum_epochs, then momentum."""
+        if self.initial_momentum is not None and epoch < self.momentum_epochs:
+            return self.initial_momentum
+        return self.momentum
+
+    def sparsity_of(self, layer: str) -> float | None:
+        """The target mean activation of `layer` (None: the layer has none)."""
+        if isinstance(self.sparsity_target, dict):
+            return self.sparsity_target.get(layer)
+        return self.sparsity_target
 
     def parameter_rates(self, params: list[str]) -> dict[str, float] | None:
         """Each parameter's multiplier of the scheduled rate (None: one rate for all), checked against `params`."""

@@ -105,8 +105,10 @@ def check_support(compiled, data: dict) -> None:
 
 
 class Trainer:
-    def __init__(self, compiled, data, clamp=(), callbacks=(), validation=None, checkpoint=None, monitor=(), **given):
+    def __init__(self, compiled, data, clamp=(), callbacks=(), validation=None, checkpoint=None, monitor=(),
+                 mean_field_start=None, **given):
         self.c = compiled
+        self.mean_field_start = mean_field_start  # (compiled, batch) -> initial latent means; None: all 0.5
         self.options = make_options(**given)
         self.data = as_data(compiled, data)
         self.rows = len(next(iter(self.data.values())))
@@ -132,6 +134,11 @@ class Trainer:
         self.phase = samplers.get(self.options.method)(self.gibbs, self.options)  # the negative phase and its state
         self._weight_cache = (None, None)
         self.biases = _hidden_biases(compiled) if self.options.sparsity_target is not None else {}
+        if isinstance(self.options.sparsity_target, dict):
+            unknown = sorted(set(self.options.sparsity_target) - set(self.biases))
+            if unknown:
+                raise DSLError(f"fit: sparsity_target names {', '.join(unknown)}, not a binary hidden layer with a bias "
+                               f"in {compiled.model.name} (those: {', '.join(self.biases) or 'none'})")
         self.rates = self.options.parameter_rates([p.name for p in compiled.model.params])  # None: one rate
         if self.options.labels is not None:  # before any training: the objective and the label metrics need it
             _check_labels(compiled, self.options.labels)
@@ -320,9 +327,10 @@ class Trainer:
             if self.rates is not None:
                 step = self.rates[name] * step
             value = c.params[name]
-            if o.momentum:
+            momentum = o.momentum_at(self.epoch)
+            if momentum:
                 velocity = self.velocity[name]
-                velocity *= o.momentum
+                velocity *= momentum
                 velocity += step
                 step = velocity
             value += step
@@ -346,8 +354,10 @@ class Trainer:
         c = self.c
         coupled = any(c.layers[n]["update"] == "unitwise" for n in self.latent)
         rows = len(next(iter(batch.values())))
+        started = self.mean_field_start(c, batch) if self.mean_field_start is not None else {}
         for name in self.latent:
-            state[name] = c.xp.full((rows,) + tuple(c.layers[name]["shape"]), 0.5, dtype=c.dtype)
+            state[name] = started[name] if name in started else \
+                c.xp.full((rows,) + tuple(c.layers[name]["shape"]), 0.5, dtype=c.dtype)
         for _ in range(self.options.mean_field_steps):
             for name in c.marginalised:
                 state[name] = c.module_mean(name, state)
@@ -367,12 +377,15 @@ class Trainer:
         """Lee, Ekanadham and Ng (2008): push each hidden unit's mean activity towards the target."""
         o, xp = self.options, self.c.xp
         for layer, (bias, axes) in self.biases.items():
+            target = o.sparsity_of(layer)
+            if target is None:
+                continue
             activity = xp.mean(positive[layer], axis=(0,) + axes)
             running = self.activity.get(layer)
             running = activity if running is None else o.sparsity_decay * xp.asarray(running) + (1 - o.sparsity_decay) * activity
             self.activity[layer] = running
             rate = lr if self.rates is None else lr * self.rates[bias]
-            self.c.params[bias] += rate * o.sparsity_cost * (o.sparsity_target - running)
+            self.c.params[bias] += rate * o.sparsity_cost * (target - running)
 
     # ---- monitoring ----
     def metrics(self) -> dict:

@@ -12,9 +12,12 @@ recipe value, and the start-up line names the recipe.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ... import units
+from ...errors import DSLError
 from ..sequences import sequence_structure
+from . import dbm
 
 # --lr when none is given. Binary and other bounded units train well at 0.05. Units with a quadratic energy
 # (Gaussian-like) diverge there: gbrbm by PCD-1 (batch 10) on standardised digits diverges at 0.05 and 0.02, and
@@ -33,40 +36,102 @@ SLOWER_LR = {"log_sigma": 0.001}  # by parameter name: the standard library's lo
 
 @dataclass(frozen=True)
 class Recipe:
-    """A named set of defaults: training options (`training`, lr resolved per model) and evaluation options."""
+    """A named way to train: default options (`training`, lr resolved per model), evaluation options, and what
+    runs around fit().
+
+    applies: whether the recipe is the default for a model (by structure); the first that applies is chosen,
+    and `--recipe NAME` picks any that accepts the model. options: the fit() defaults for a model (None:
+    `training` with the default lr). before: run before fit() on a fresh start (the DBM's pretraining), as
+    before(compiled, rows, seed, **options) giving its histories. arguments: fit()'s extra arguments for a model (the
+    DBM's mean-field start). refuses: why the recipe cannot train a model (None: it can). stack: the recipe
+    trains a stack (runtime.recipes.greedy), not one model.
+    """
 
     name: str
     why: str
     training: dict
     evaluation: dict = field(default_factory=dict)
+    applies: Callable = field(default=lambda model: False, compare=False)
+    refuses: Callable = field(default=lambda model: None, compare=False)
+    options: Callable | None = field(default=None, compare=False)
+    before: Callable | None = field(default=None, compare=False)
+    arguments: Callable = field(default=lambda compiled: {}, compare=False)
+    stack: bool = False
 
     def defaults(self, model) -> dict:
         """The recipe's training options for `model`, lr included (a number, or one rate per parameter)."""
+        if self.options is not None:
+            return self.options(model)
         return {**self.training, "lr": _lr(self.name, model)}
+
+    def accepts(self, model) -> str | None:
+        """None if the recipe can train `model`, else why not (one line)."""
+        if self.stack != bool(model.stack):
+            return f"recipe '{self.name}' trains {'stacks' if self.stack else 'one model, not a stack'}"
+        return self.refuses(model)
+
+
+def _not_a_dbm(model) -> str | None:
+    """Why the DBM recipe cannot train `model` (None: it can)."""
+    try:
+        dbm.chain(model)
+    except DSLError as error:
+        return error.message
+    return None
+
+
+def _pretrain(compiled, rows, seed: int, **options):
+    return dbm.pretrain(compiled, rows, seed=seed, **options)
+
+
+def _mean_field_start(compiled) -> dict:
+    return {"mean_field_start": dbm.mean_field_start(dbm.chain(compiled.model))}
 
 
 DEFAULT = Recipe("default", "the defaults for models without input layers",
-                 {"method": "pcd", "k": 1, "epochs": 20, "batch_size": 10, "momentum": 0.0})
+                 {"method": "pcd", "k": 1, "epochs": 20, "batch_size": 10, "momentum": 0.0},
+                 applies=lambda model: not model.stack)
 SEQUENCE = Recipe("sequence", "for sequence models (an input layer of past frames beside the frame layer)",
                   {"method": "cd", "k": 1, "epochs": 60, "batch_size": 100, "momentum": 0.9},
-                  {"ais_distributions": 1000})  # AIS per input row runs rows x runs chains: 14,500 steps take long
-RECIPES = {recipe.name: recipe for recipe in (DEFAULT, SEQUENCE)}
+                  {"ais_distributions": 1000},  # AIS per input row runs rows x runs chains: 14,500 steps take long
+                  applies=lambda model: not model.stack and sequence_structure(model) is not None)
+DBM = Recipe("dbm", "Salakhutdinov and Hinton's for deep Boltzmann machines (layer-wise pretraining with doubled "
+             "inputs, then mean-field and persistent chains)", dbm.JOINT, applies=lambda model: _not_a_dbm(model) is None,
+             refuses=_not_a_dbm, options=lambda model: dbm.joint_options(model, {}), before=_pretrain, arguments=_mean_field_start)
+JOINT = Recipe("joint", "the DBM recipe's joint training from the initial parameters, without pretraining",
+               dbm.JOINT, refuses=_not_a_dbm, options=lambda model: dbm.joint_options(model, {}),
+               arguments=_mean_field_start)
+GREEDY = Recipe("greedy", "Hinton, Osindero and Teh's greedy layer-wise training of a stack",
+                {"method": "pcd", "k": 1, "epochs": 20, "batch_size": 10, "momentum": 0.0},
+                applies=lambda model: bool(model.stack), stack=True)
+# The order is the choice: the first that applies is a model's default.
+RECIPES = {recipe.name: recipe for recipe in (GREEDY, SEQUENCE, DBM, DEFAULT, JOINT)}
 
 
-def choose(model) -> Recipe:
-    """The recipe for `model` (a Model or Compiled): "sequence" for a sequence model, else "default"."""
-    return SEQUENCE if sequence_structure(model) is not None else DEFAULT
+def choose(model, name: str | None = None) -> Recipe:
+    """The recipe for `model` (a Model or Compiled): `name` if given (checked), else the first that applies."""
+    model = getattr(model, "model", model)  # a Compiled's Model
+    if name is not None:
+        if name not in RECIPES:
+            raise DSLError(f"--recipe {name}: no such recipe (recipes: {', '.join(RECIPES)})")
+        why = RECIPES[name].accepts(model)
+        if why is not None:
+            raise DSLError(f"--recipe {name}: {why}")
+        return RECIPES[name]
+    return next(recipe for recipe in RECIPES.values() if recipe.applies(model))
 
 
-def fill(model, given: dict) -> tuple[dict, Recipe, tuple[str, ...]]:
-    """(options, recipe, the names it filled): `given` with each None replaced by the recipe's value for `model`.
+def fill(model, given: dict, name: str | None = None) -> tuple[dict, Recipe, tuple[str, ...]]:
+    """(options, recipe, the names it filled): `given` with each None replaced by the recipe's value for `model`,
+    and the recipe's other options (the DBM's chains, schedule, sparsity) added where `given` has no key.
 
     Keys the recipe does not know (seed, weight decay, ...) pass unchanged.
     """
-    recipe = choose(model)
+    recipe = choose(model, name)
     defaults = recipe.defaults(model)
     filled = tuple(name for name, value in given.items() if value is None and name in defaults)
-    return {name: defaults[name] if name in filled else value for name, value in given.items()}, recipe, filled
+    options = {name: defaults[name] if name in filled else value for name, value in given.items()}
+    return {**{k: v for k, v in defaults.items() if k not in given}, **options}, recipe, filled
 
 
 def evaluation_default(model, name: str, given):
