@@ -21,7 +21,9 @@ from .. import units
 from ..errors import DSLError, DSLUnsupportedError
 from ..runtime.sampling import sweep_order
 from ..runtime.gpu import to_host as _host
+from ..runtime.stack import CompiledStack
 from .bound import log_measure
+from .stack import top_rows
 
 
 def default_schedule() -> np.ndarray:
@@ -149,7 +151,11 @@ def ais(compiled, data, runs: int = 100, schedule=None, seed: int = 0, progress:
     For a conditional model (input layers) give `inputs`: log Z(input) is
     estimated for every input row, the rows' runs advancing as one batch
     (rows x runs chains), and the estimate's fields are arrays, one per row.
+    A deep belief network's only normaliser is its top level's: a stack
+    anneals that level, its base model fitted to `data` passed up to it.
     """
+    if isinstance(compiled, CompiledStack):
+        return ais(compiled.levels[-1], top_rows(compiled, data), runs, schedule, seed, progress, inputs)
     from tqdm.auto import tqdm
 
     from ..runtime.train import as_data, observed_layers

@@ -13,6 +13,8 @@ import numpy as np
 
 from .. import units
 from ..errors import DSLError
+from ..runtime.stack import CompiledStack
+from .stack import stack_lower_bound
 
 
 def mean_field(compiled, data: dict, steps: int = 30) -> dict:
@@ -46,7 +48,13 @@ def entropy(compiled, name: str, mean) -> np.ndarray:
 
 
 def lower_bound(compiled, data, log_z: float, steps: int = 30) -> np.ndarray:
-    """The variational lower bound on log p(observed) for each row."""
+    """The variational lower bound on log p(observed) for each row.
+
+    A deep belief network (a stack) has its own bound, q its up pass rather than mean-field:
+    stack_lower_bound with its default samples, log_z its top level's log Z (steps does not apply).
+    """
+    if isinstance(compiled, CompiledStack):
+        return stack_lower_bound(compiled, data, log_z)
     from ..runtime.train import as_data
 
     data = as_data(compiled, data)

@@ -30,6 +30,7 @@ import numpy as np
 from ..errors import DSLError, DSLUnsupportedError
 from ..runtime.gpu import to_host
 from ..runtime.sampling import sweep_order
+from ..runtime.stack import CompiledStack
 from .ais import (_annealed, _base_energy, _base_terms, _log_partition, _transition, annealing, base_model,
                   default_schedule, shared_fields)
 from ..runtime.numerics import logsumexp
@@ -61,6 +62,9 @@ def raise_log_likelihood(compiled, data, base=None, runs: int = 100, schedule=No
     base: the rows whose smoothed marginals define the base model (the
     training data, as for `ais`; default: `data` itself).
     """
+    if isinstance(compiled, CompiledStack):
+        raise DSLUnsupportedError("RAISE bounds an undirected model's log-likelihood; a deep belief network is "
+                                  "evaluated through evaluate.stack_lower_bound")
     from tqdm.auto import tqdm
 
     from ..runtime.train import as_data
