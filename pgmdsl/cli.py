@@ -17,6 +17,7 @@ from pathlib import Path
 from . import __version__
 from .errors import DSLError
 from .loading import load
+from .runtime.stack import CompiledStack
 
 
 def _sizes(assignments: list[str]) -> dict[str, int]:
@@ -32,10 +33,16 @@ def _sizes(assignments: list[str]) -> dict[str, int]:
     return sizes
 
 
+def _epochs(text: str):
+    """--epochs: one count, or one per level of a stack (10,10,20)."""
+    return tuple(int(part) for part in text.split(",")) if "," in text else int(text)
+
+
 def _learning_rates(text: str):
-    """--lr: one number, or NAME=NUMBER,... (argparse turns the ValueError into a usage error)."""
+    """--lr: one number, NAME=NUMBER,..., or one number per level of a stack (0.05,0.05,0.01); argparse turns the
+    ValueError into a usage error."""
     if "=" not in text:
-        return float(text)
+        return tuple(float(part) for part in text.split(",")) if "," in text else float(text)
     rates = {}
     for part in text.split(","):
         name, _, value = part.partition("=")
@@ -137,6 +144,15 @@ def train_command(args) -> int:
                        f"--resume {run_dir}, or give --overwrite to replace it")
     sizes = _sizes(args.set)
     named = load(args.model, **sizes)  # an unknown model or a bad --set is reported before the data is read
+    if named.stack:
+        from . import cli_stack
+
+        return cli_stack.train(args, named, sizes, run_dir, resume)
+    listed = [f"--{name}" for name in ("epochs", "lr") if isinstance(getattr(args, name), tuple)]
+    if listed:
+        raise DSLError(f"{listed[0]}: one value per level is for stacks; {named.name} is one model")
+    if args.finetune_epochs is not None:
+        raise DSLError(f"--finetune-epochs: the up-down fine-tuning is for stacks; {named.name} is one model")
     given = dict(method=args.method, k=args.k, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                  momentum=args.momentum, weight_decay=args.weight_decay)
     chosen, recipe, filled = recipes.fill(named, given, args.recipe)
@@ -376,7 +392,7 @@ def _resumable(run: str) -> tuple[Path, dict, int, dict | None]:
     contents = read(checkpoint)
     if contents["training"] is None:
         raise DSLError(f"--resume {run}: {checkpoint} holds no training state to resume from (it was saved from "
-                       "Python, not by pgmdsl train)")
+                       "Python, or by a stack's run, which trains again with --overwrite)")
     return checkpoint, contents["meta"], contents["training"]["epoch"], contents["standardization"]
 
 
@@ -463,6 +479,10 @@ def eval_command(args) -> int:
     if not checkpoint.is_file():
         raise DSLError(f"no checkpoint at {checkpoint} (make one with: pgmdsl train MODEL --data ... -o {run})")
     compiled = load_trained(checkpoint)
+    if isinstance(compiled, CompiledStack):
+        from . import cli_stack
+
+        return cli_stack.evaluate_command(args, compiled, checkpoint)
     structure = sequence_structure(compiled)
     if structure is not None:
         if args.labels or args.raise_runs:
@@ -530,6 +550,10 @@ def sample_command(args) -> int:
     if output is not None and output.suffix.lower() not in (".png", ".npy"):
         raise DSLError(f"-o takes a .png or .npy file, got '{output}'")
     compiled = load_trained(checkpoint)
+    if isinstance(compiled, CompiledStack):
+        from . import cli_stack
+
+        return cli_stack.sample_command(args, compiled, checkpoint, output)
     if args.frames is not None:
         return _sample_frames(args, compiled, checkpoint, output)
     if args.inpaint is not None:
@@ -763,10 +787,15 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--method pt's inverse temperatures: a count, geometric from 1 to 0.1 (default 10), "
                              "or the ladder itself including 1, e.g. --temperatures 5 or --temperatures 1,0.6,0.3")
     parser.add_argument("--k", type=int, default=None, help="Gibbs sweeps per update (default 1)")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="passes over the training rows (default 20; 60 for sequence models), e.g. --epochs 100")
-    parser.add_argument("--lr", type=_learning_rates, default=None, metavar="RATE|NAME=RATE,...",
-                        help=f"learning rate, or one per parameter: W=1,a=0,b=1 (0 freezes one); default "
+    parser.add_argument("--epochs", type=_epochs, default=None, metavar="N|N,N,...",
+                        help="passes over the training rows (default 20; 60 for sequence models; 100 for the dbm "
+                             "recipe), e.g. --epochs 100; for a stack one for all levels or one per level: "
+                             "--epochs 10,10,30")
+    parser.add_argument("--finetune-epochs", type=int, default=None,
+                        help="--recipe updown: epochs of the up-down fine-tuning of a stack (default 300)")
+    parser.add_argument("--lr", type=_learning_rates, default=None, metavar="RATE|NAME=RATE,...|RATE,RATE,...",
+                        help=f"learning rate, one per parameter: W=1,a=0,b=1 (0 freezes one), or for a stack one per "
+                             f"level: 0.05,0.05,0.01; default "
                              f"{DEFAULT_LR}, {REAL_VALUED_LR} for models with real-valued (quadratic) observed units, "
                              f"{SEQUENCE_LR} per parameter for sequence models ({slower})")
     parser.add_argument("--batch-size", type=int, default=None,

@@ -41,11 +41,12 @@ def fit_visible(name, sizes: dict, columns: int, labels: str | None = None):
     when nothing changed). Otherwise a DSLError says which sizes to --set.
     """
     model = load(name, **sizes)
-    if model.stack:
-        raise DSLError(f"model {model.name} is a stack: train its models one by one from Python (model.stack)")
+    if model.stack and labels is not None:
+        raise DSLError(f"--labels {labels}: model {model.name} is a stack; its levels take no class labels (see "
+                       "pgmdsl.sklearn.DBNClassifier for a DBN classifier)")
     if labels is not None:
         label_layer(model, labels)
-    observed = [layer for layer in model.layers if layer.role in ("visible", "input") and layer.name != labels]
+    observed = [layer for layer in bottom(model).layers if layer.role in ("visible", "input") and layer.name != labels]
     if len(observed) != 1:
         names = ", ".join(layer.name for layer in observed)
         besides = f" besides its labels in {labels}" if labels else ""
@@ -72,6 +73,11 @@ def fit_frames(name, sizes: dict, channels: int):
     return _sized(name, sizes, model, model.layer(structure[1]), channels, "frame")
 
 
+def bottom(model):
+    """The model whose visible layer takes the data: the model itself, or a stack's bottom level."""
+    return model.stack[0] if model.stack else model
+
+
 def _sized(name, sizes: dict, model, layer, columns: int, per: str):
     """(model, note): `model`, or it reloaded with the one free size that gives `layer` `columns` units."""
     if layer.size == columns:
@@ -89,7 +95,7 @@ def _sized(name, sizes: dict, model, layer, columns: int, per: str):
                 fitted = load(name, **{**sizes, argument: value})
             except DSLError as error:
                 fitted, tried = None, f" ({argument}={value} would fit but: {error.message})"
-            if fitted is not None and fitted.layer(layer.name).size == columns:
+            if fitted is not None and bottom(fitted).layer(layer.name).size == columns:
                 return fitted, f"set {argument}={value} from the data ({columns} values per {per})"
     if given and not free:
         settings = " ".join(f"--set {a}={sizes[a]}" for a in given)
@@ -113,12 +119,12 @@ def label_layer(model, name: str):
 def _power(name, model, sizes: dict, argument: str, layer: str) -> float | None:
     """How the layer's size grows with `argument` (1 for nv, 2 for an image side), or None if it does not."""
     value = model.sizes[argument]
-    before = model.layer(layer).size
+    before = bottom(model).layer(layer).size
     if value <= 0 or before <= 0:
         return None
     for probe in (2 * value, value + 1):
         try:
-            after = load(name, **{**sizes, argument: probe}).layer(layer).size
+            after = bottom(load(name, **{**sizes, argument: probe})).layer(layer).size
         except DSLError:
             continue
         if after != before:

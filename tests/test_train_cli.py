@@ -96,7 +96,7 @@ def test_sample_writes_png(run_dir, tmp_path):
     (["train", "rbm", "--data", "bars:x"], "bars:N takes a positive integer N"),
     (["train", "rbm", "--data", "bars", "--set", "nv=20"], "has 20 units (--set nv=20); change or drop that setting"),
     (["train", "class_rbm", "--data", "bars"], "observes 2 layers (x, y)"),
-    (["train", "dbn", "--data", "bars"], "model dbn is a stack"),
+    (["train", "dbn", "--data", "bars", "--epochs", "1,2"], "--epochs: 2 values for the 3 levels of dbn"),
     (["train", "rbm", "--data", "bars", "--lr", "0"], "fit: lr must be a positive number"),
     (["train", "rbm", "--data", "bars", "--validation-fraction", "1"], "--validation-fraction must be in [0, 1)"),
     (["train", "rbn", "--data", "bars"], "no such model file or standard-library model: 'rbn'"),

@@ -16,6 +16,7 @@ from .exact import log_likelihood as exact_log_likelihood
 from ..runtime.labels import label_metrics
 from .pseudo import pseudo_log_likelihood
 from .reverse import raise_log_likelihood
+from .stack import bottom_rows, exact_stack_log_likelihood, stack_lower_bound, top_rows
 from ..runtime.states import log2_count
 
 MAX_DISTRIBUTIONS = 10_000_000  # AIS/RAISE intermediate distributions: 700 times the default, hours per run
@@ -93,6 +94,32 @@ def evaluate(compiled, sets: dict, ais_runs: int = 100, distributions: int | Non
                 metrics["log_likelihood"] = float(np.mean(exact_log_likelihood(compiled, rows, log_z)))
             except DSLError:
                 metrics["log_likelihood_lower_bound"] = float(np.mean(lower_bound(compiled, rows, log_z)))
+        result[name] = metrics
+    return result
+
+
+def evaluate_stack(stack, sets: dict, ais_runs: int = 100, distributions: int | None = None,
+                   force_exact: bool = False, reference=None, seed: int = 0, progress: bool = False) -> dict:
+    """A deep belief network's metrics per named set: the variational lower bound on log p(v) (Salakhutdinov and
+    Murray 2008), the exact log-likelihood where every hidden layer can be enumerated, and the reconstruction
+    error of the up and down passes; log Z is the top level's (exact where feasible, else AIS with its base model
+    fitted to `reference`, default the first set, passed up the stack)."""
+    from ..runtime.recipes.updown import reconstruction
+
+    check_options(ais_runs, distributions, 0, 1, stack.levels[-1])
+    sets = {name: rows for name, rows in sets.items() if rows is not None}
+    base = top_rows(stack, reference if reference is not None else next(iter(sets.values())))
+    result = {"log_z": _log_z(stack.levels[-1], base, ais_runs, distributions, force_exact, seed, progress)}
+    log_z = result["log_z"]["value"]
+    for name, rows in sets.items():
+        rows = bottom_rows(stack, rows)
+        metrics = {"rows": len(rows), "reconstruction": reconstruction(stack, stack.xp.asarray(rows, dtype=stack.dtype))}
+        if log_z is not None:
+            metrics["log_likelihood_lower_bound"] = float(np.mean(stack_lower_bound(stack, rows, log_z, seed=seed)))
+            try:
+                metrics["log_likelihood"] = float(np.mean(exact_stack_log_likelihood(stack, rows, log_z)))
+            except DSLError:
+                pass  # too many hidden states: the bound is the figure
         result[name] = metrics
     return result
 

@@ -85,7 +85,7 @@ def _recognition(stack, number: int) -> dict:
     return stack.recognition[number] or stack.levels[number].params
 
 
-def _bottom_rows(stack, data) -> np.ndarray:
+def bottom_rows(stack, data) -> np.ndarray:
     """The rows of the bottom visible layer (an array, or a dict naming it), checked against its unit type."""
     from ..runtime.train import as_data, check_support
 
@@ -102,7 +102,7 @@ def _bottom_rows(stack, data) -> np.ndarray:
 
 def top_rows(stack, data) -> np.ndarray:
     """The data passed up to the top level's visible layer (recognition means): its rows for AIS's base model."""
-    rows = _bottom_rows(stack, data)
+    rows = bottom_rows(stack, data)
     for number in range(len(stack.levels) - 1):
         rows = stack.up(number, rows)
     return _host(rows)
@@ -127,7 +127,7 @@ def stack_lower_bound(stack, data, log_z_top: float, samples: int = 100, seed: i
         raise DSLError(f"stack_lower_bound: samples must be a positive integer, got {samples!r}")
     if standard_error and samples < 2:
         raise DSLError("stack_lower_bound: a standard error needs samples >= 2")
-    rows = _bottom_rows(stack, data)
+    rows = bottom_rows(stack, data)
     sampler = stack.levels[0].random(seed)  # numpy's Generator, or cupy's: the generated samplers draw on the device
     per_chunk = max(1, BATCH // samples)
     integrand = np.concatenate([_integrand(stack, rows[start:start + per_chunk], samples, sampler)
@@ -195,7 +195,7 @@ def exact_stack_log_likelihood(stack, data, log_z_top: float | None = None) -> n
     log p(v) = a(v) - log Z_top; no table is larger than two adjacent layers'
     states. log_z_top: exact_log_z of the top level when not given.
     """
-    rows = _bottom_rows(stack, data)
+    rows = bottom_rows(stack, data)
     states = _enumerated(stack)
     if log_z_top is None:
         log_z_top = exact_log_z(stack.levels[-1])
@@ -214,7 +214,7 @@ def exact_stack_lower_bound(stack, data, log_z_top: float) -> np.ndarray:
     term weighted by q's marginal of the lower layer, the marginals carried up
     by one product per level: what the Monte Carlo estimate averages to.
     """
-    rows = _bottom_rows(stack, data)
+    rows = bottom_rows(stack, data)
     states = _enumerated(stack)
     if not states:
         return _log_top(stack, rows) - float(log_z_top)

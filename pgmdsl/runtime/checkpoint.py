@@ -42,8 +42,10 @@ except ImportError:  # not POSIX: no advisory locks, so temporaries of killed sa
 # ---- saving ----
 
 def save(path, compiled, training: dict | None = None) -> Path:
+    """Write `compiled` (a Compiled, or a CompiledStack: every level's parameters, `param/<level>/<name>`, and
+    untied recognition parameters, `recognition/<level>/<name>`) to one .npz, atomically."""
     path = Path(path)
-    arrays = {f"param/{name}": np.asarray(_host(value)) for name, value in compiled.params.items()}
+    arrays = _parameter_arrays(compiled)
     meta = {
         "model": compiled.model.name,
         "filename": Path(compiled.model.filename).name,
@@ -80,6 +82,18 @@ def save(path, compiled, training: dict | None = None) -> Path:
         if os.path.exists(temporary):
             os.remove(temporary)
     return path
+
+
+def _parameter_arrays(compiled) -> dict:
+    levels = getattr(compiled, "levels", None)
+    if levels is None:
+        return {f"param/{name}": np.asarray(_host(value)) for name, value in compiled.params.items()}
+    arrays = {}
+    for number, (level, recognition) in enumerate(zip(levels, compiled.recognition)):
+        arrays.update({f"param/{number}/{name}": np.asarray(_host(value)) for name, value in level.params.items()})
+        arrays.update({f"recognition/{number}/{name}": np.asarray(_host(value))
+                       for name, value in (recognition or {}).items()})
+    return arrays
 
 
 def _temporary_prefix(path: Path) -> str:
@@ -143,6 +157,7 @@ def read(path) -> dict:
         "source": source,
         "files": embedded_files(path, members, source) if "files" in members else None,
         "params": numbers(path, members, "param/", parameter),
+        "recognition": numbers(path, members, "recognition/", parameter),
         "standardization": standardization_arrays(path, members),
         "training": training_state(path, members) if "train/state" in members else None,
     }
@@ -160,6 +175,8 @@ def load_trained(path, backend: str | None = None):
     contents = read(path)
     meta = contents["meta"]
     model = _model(contents)
+    if model.stack:
+        return _load_stack(path, contents, model, backend)
     params = fit_parameters(path, contents["params"], model, np.dtype(meta["dtype"]))
     standardization = fit_standardization(path, contents["standardization"], model)
     compiled = model.compile(backend=backend or meta["backend"], dtype=meta["dtype"])
@@ -168,6 +185,33 @@ def load_trained(path, backend: str | None = None):
     compiled.checkpoint = contents
     compiled.standardization = standardization
     return compiled
+
+
+def _load_stack(path, contents: dict, model, backend):
+    """A CompiledStack from a stack's checkpoint: each level's parameters (and recognition ones) checked first."""
+    meta, dtype = contents["meta"], np.dtype(contents["meta"]["dtype"])
+    levels = len(model.stack)
+    for group in ("params", "recognition"):
+        stray = sorted(name for name in contents[group] if name.split("/", 1)[0] not in map(str, range(levels)))
+        if stray:
+            raise DSLError(f"checkpoint {path}: {group} '{stray[0]}' belong to no level of the {levels}-level "
+                           f"stack {model.name}")
+    fitted, untied = [], []
+    for number, part in enumerate(model.stack):
+        prefix = f"{number}/"
+        own = {k[len(prefix):]: v for k, v in contents["params"].items() if k.startswith(prefix)}
+        fitted.append(fit_parameters(path, own, part, dtype))
+        recognition = {k[len(prefix):]: v for k, v in contents["recognition"].items() if k.startswith(prefix)}
+        untied.append(fit_parameters(path, recognition, part, dtype) if recognition else None)
+    stack = model.compile(backend=backend or meta["backend"], dtype=meta["dtype"])
+    for level, params, recognition, number in zip(stack.levels, fitted, untied, range(levels)):
+        for name, value in params.items():
+            level.params[name] = level.xp.asarray(value, dtype=level.dtype)
+        if recognition is not None:
+            stack.recognition[number] = {k: level.xp.asarray(v, dtype=level.dtype) for k, v in recognition.items()}
+    stack.checkpoint = contents
+    stack.standardization = None
+    return stack
 
 
 def resumable(path, compiled) -> dict:

@@ -26,6 +26,7 @@ class CompiledStack:
         self.model = model
         self.levels = levels
         self.recognition: list[dict | None] = [None] * len(levels)  # untied up-pass parameters per level
+        self.standardization = None  # a stack trains on its rows as given (binary units): nothing to undo
 
     @property
     def xp(self):
@@ -34,6 +35,10 @@ class CompiledStack:
     @property
     def dtype(self):
         return self.levels[0].dtype
+
+    @property
+    def backend(self) -> str:
+        return self.levels[0].backend
 
     def fit(self, data, levels: list[dict] | None = None, validation=None, **options) -> list:
         """Greedy layer-wise training (runtime.recipes.greedy); returns one History per level.
@@ -45,6 +50,13 @@ class CompiledStack:
 
         self.recognition = [None] * len(self.levels)
         return greedy.stack(self.levels, data, greedy.per_level(len(self.levels), options, levels), validation)
+
+    def fine_tune(self, data, **options) -> list[dict]:
+        """Generative fine-tuning by the up-down algorithm (runtime.recipes.updown.fine_tune, its options); unties
+        the recognition parameters. Returns one metrics dict per epoch."""
+        from .recipes import updown
+
+        return updown.fine_tune(self, data, **options)
 
     def up(self, number: int, below):
         """q(above | below) of level `number`: its hidden means given its visible rows (recognition parameters)."""
@@ -75,7 +87,13 @@ class CompiledStack:
         return below
 
     def save(self, path):
-        raise DSLError("saving a stack is not supported yet: save each level (stack.levels[k].save(path))")
+        """Every level's parameters and recognition parameters, with the stack's .dgm files, in one .npz."""
+        from .checkpoint import save
+
+        return save(path, self)
+
+    def __repr__(self) -> str:
+        return f"<CompiledStack {self.model.name}: {len(self.levels)} levels, backend={self.backend} dtype={self.dtype}>"
 
 
 def single(compiled, role: str) -> str:

@@ -5,6 +5,12 @@ classifier: `fit(X, y)`, `predict_proba` from the exact p(y | x) (every
 class enumerated, the hidden layer summed out), generative, discriminative
 or hybrid training.
 
+`DBNClassifier` is a deep belief network as a classifier (Hinton, Osindero
+and Teh 2006; Hinton and Salakhutdinov 2006): binary RBMs pretrained
+greedily, one per hidden layer, then unrolled into a sigmoid network with a
+softmax output and fine-tuned on the labels by backpropagation
+(`pgmdsl.runtime.recipes.backprop`).
+
 `RBM` is a drop-in for `sklearn.neural_network.BernoulliRBM`: the same
 parameter names and defaults, the same learned attributes (`components_`,
 `intercept_hidden_`, `intercept_visible_`), and `fit`, `partial_fit`,
@@ -45,6 +51,7 @@ Where it differs from BernoulliRBM, on purpose:
 """
 
 from .classifier import RBMClassifier
+from .dbn import DBNClassifier
 from .transformer import RBM
 
-__all__ = ["RBM", "RBMClassifier"]
+__all__ = ["DBNClassifier", "RBM", "RBMClassifier"]

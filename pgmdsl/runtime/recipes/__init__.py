@@ -43,7 +43,8 @@ class Recipe:
     and `--recipe NAME` picks any that accepts the model. options: the fit() defaults for a model (None:
     `training` with the default lr). before: run before fit() on a fresh start (the DBM's pretraining), as
     before(compiled, rows, seed, **options) giving its histories. arguments: fit()'s extra arguments for a model (the
-    DBM's mean-field start). refuses: why the recipe cannot train a model (None: it can). stack: the recipe
+    DBM's mean-field start). after: run after training (a stack's up-down fine-tuning), as
+    after(trained, rows, seed, **options) giving its history. refuses: why the recipe cannot train a model (None: it can). stack: the recipe
     trains a stack (runtime.recipes.greedy), not one model.
     """
 
@@ -56,6 +57,7 @@ class Recipe:
     options: Callable | None = field(default=None, compare=False)
     before: Callable | None = field(default=None, compare=False)
     arguments: Callable = field(default=lambda compiled: {}, compare=False)
+    after: Callable | None = field(default=None, compare=False)
     stack: bool = False
 
     def defaults(self, model) -> dict:
@@ -104,8 +106,11 @@ JOINT = Recipe("joint", "the DBM recipe's joint training from the initial parame
 GREEDY = Recipe("greedy", "Hinton, Osindero and Teh's greedy layer-wise training of a stack",
                 {"method": "pcd", "k": 1, "epochs": 20, "batch_size": 10, "momentum": 0.0},
                 applies=lambda model: bool(model.stack), stack=True)
+UPDOWN = Recipe("updown", "the greedy recipe, then Hinton, Osindero and Teh's up-down fine-tuning",
+                GREEDY.training, stack=True,
+                after=lambda stack, rows, seed, **options: stack.fine_tune(rows, seed=seed, **options))
 # The order is the choice: the first that applies is a model's default.
-RECIPES = {recipe.name: recipe for recipe in (GREEDY, SEQUENCE, DBM, DEFAULT, JOINT)}
+RECIPES = {recipe.name: recipe for recipe in (GREEDY, SEQUENCE, DBM, DEFAULT, JOINT, UPDOWN)}
 
 
 def choose(model, name: str | None = None) -> Recipe:
