@@ -39,6 +39,7 @@ from .labels import label_metrics, label_states
 from .options import options as make_options
 from .gpu import to_host as _host
 from . import samplers, warned
+from .threads import blas_threads, update_products
 
 log = logging.getLogger("pgmdsl.train")
 
@@ -221,6 +222,14 @@ class Trainer:
         shown = set()  # the warnings shown so far: each once a run
         epochs = tqdm(range(self.epoch, o.epochs), desc=f"training {self.c.model.name}", unit="epoch",
                       initial=self.epoch, total=o.epochs, disable=quiet)
+        with blas_threads(update_products(self.c, min(o.batch_size, self.rows) + (o.chains or o.batch_size))):
+            return self._epochs(epochs, batches, total, good, shown)
+
+    def _epochs(self, epochs, batches: int, total: int, good: dict, shown: set) -> History:
+        """The epochs of `run`: train, check, record, checkpoint, call back."""
+        from tqdm.auto import tqdm
+
+        o, quiet = self.options, self.options.verbose == 0 or not sys.stderr.isatty()
         for epoch in epochs:
             started = time.perf_counter()
             permutation = self.rng.permutation(self.rows)

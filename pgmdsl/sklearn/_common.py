@@ -1,9 +1,7 @@
-"""What the scikit-learn estimators share: pickling a compiled model, seeds, BLAS threads, host arrays."""
+"""What the scikit-learn estimators share: pickling a compiled model, seeds, host arrays (BLAS threads: runtime.threads)."""
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -68,27 +66,3 @@ def seeds(random_state) -> tuple[int, int]:
     return int(rng.randint(np.iinfo(np.int32).max)), int(rng.randint(np.iinfo(np.int32).max))
 
 
-def blas_threads(multiply_adds: int):
-    """One BLAS thread for fits whose per-update products are small (as digits' 10 x 64 x 100).
-
-    OpenBLAS runs products under about 2^18 multiply-adds on one thread
-    anyway; but the trainer's per-epoch monitoring (reconstruction error on
-    1000 rows) is large enough to wake its worker threads, which then
-    busy-wait and, on a machine with busy cores, take CPU time from the
-    training thread: on 2 cores with another process running, epochs of the
-    digits example took 1.5-2x as long. Larger models keep every thread.
-    """
-    if multiply_adds > 1 << 18:
-        return nullcontext()
-    controller = _threadpools()
-    return nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")
-
-
-@lru_cache(maxsize=1)
-def _threadpools():
-    """threadpoolctl's view of the loaded BLAS libraries, found once (a scan costs milliseconds per fit)."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - scikit-learn depends on threadpoolctl
-        return None
-    return ThreadpoolController()

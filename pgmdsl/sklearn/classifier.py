@@ -11,7 +11,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._common import blas_threads, compile_sized, pack_compiled, seeds, unpack_compiled
+from ..runtime.threads import blas_threads
+from ._common import compile_sized, pack_compiled, seeds, unpack_compiled
 
 
 class RBMClassifier(ClassifierMixin, BaseEstimator):

@@ -10,7 +10,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._common import blas_threads, compile_sized, seeds
+from ..runtime.threads import blas_threads
+from ._common import compile_sized, seeds
 
 
 class DBNClassifier(ClassifierMixin, BaseEstimator):

@@ -12,7 +12,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..errors import DSLError
-from ._common import blas_threads, compile_sized, host, pack_compiled, seeds, unpack_compiled
+from ..runtime.threads import blas_threads
+from ._common import compile_sized, host, pack_compiled, seeds, unpack_compiled
 
 __all__ = ["RBM"]
 
