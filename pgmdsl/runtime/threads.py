@@ -6,10 +6,11 @@ cores, yet large enough that OpenBLAS wakes its worker threads, which then
 busy-wait. On a machine whose cores are busy (another job, a notebook, this
 project's own test suite), that waiting takes the CPU from the thread doing
 the work: one epoch of a 500 x 500 RBM, batch 10, took 18.8 s with the
-default threads against 1.0 s with one, on 2 cores at load 6. With idle
-cores the one thread costs little at these sizes. Products of more than
-SMALL_PRODUCTS multiply-adds per update (batch 100 through 784 x 500, AIS's
-100 runs) keep every thread. threadpoolctl does the limiting, and the limit
+default threads against 1.0 s with one, on 2 cores at load 6 (500 x 2000:
+36 s against 3.6 s at load 8). With idle cores one thread costs at most the
+cores' count at these sizes, and often nothing. Products of more than
+SMALL_PRODUCTS multiply-adds per update (a batch of 100 chains and rows
+through 784 x 500 is 78M) keep every thread. threadpoolctl does the limiting, and the limit
 lasts only while the training runs.
 """
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 from functools import lru_cache
 
-SMALL_PRODUCTS = 1 << 24  # multiply-adds per update below which training runs BLAS on one thread
+SMALL_PRODUCTS = 1 << 26  # multiply-adds per update below which training runs BLAS on one thread
 
 
 def blas_threads(multiply_adds: int):
