@@ -207,3 +207,24 @@ def test_after_the_recipe_the_bound_is_below_the_brute_force_log_likelihood_on_e
     log_p -= np.logaddexp.reduce(log_joint)
     bound = lower_bound(c, visible, exact_log_z(c))
     assert np.all(bound <= log_p + 1e-10) and np.all(bound > log_p - 2.0), (bound, log_p)
+
+
+def test_pretraining_applies_data_dependent_initialisers_and_joint_training_keeps_what_it_learnt():
+    text = MINE.replace("param e[n] = 0", "param e[n] = logit_mean(x)")
+    c = pgmdsl.parse(text, "mine.dgm").compile(dtype="float64")
+    rows = (np.random.default_rng(1).random((50, 5)) < [0.1, 0.3, 0.5, 0.7, 0.9]).astype(float)
+    dbm.pretrain(c, rows, epochs=1, lr=1e-12)
+    means = rows.mean(0)
+    np.testing.assert_allclose(c.params["e"], np.log(means / (1 - means)), rtol=1e-6)
+    before = c.params["e"].copy()
+    c.fit(rows, epochs=1, lr=1e-12, verbose=0)
+    np.testing.assert_allclose(c.params["e"], before, atol=1e-9)
+
+
+def test_a_second_fit_continues_instead_of_resetting_data_dependent_parameters():
+    c = pgmdsl.load("rbm", nv=4, nh=2).compile(dtype="float64")
+    rows = (np.random.default_rng(0).random((40, 4)) < 0.5).astype(float)
+    c.fit(rows, epochs=3, lr=0.5, verbose=0)
+    after = c.params["a"].copy()
+    c.fit(rows, epochs=1, lr=1e-12, verbose=0)
+    np.testing.assert_allclose(c.params["a"], after, atol=1e-9)

@@ -375,3 +375,12 @@ def test_registering_checks_what_it_is_given():
     with pytest.raises(DSLError, match="a sampler's name is an identifier"):
         samplers.register("no name", Uniform)
     assert samplers.names()[:3] == ("cd", "pcd", "pt")
+
+
+def test_pcd_trains_a_semi_restricted_bm_whose_visible_layer_is_swept_unit_by_unit():
+    """Lateral visible couplings, none among the hidden units: the chains must keep v (a unit-wise sweep reads it)."""
+    c = pgmdsl.parse("model semi(nv: int = 4, nh: int = 3)\nvisible v[nv]: binary\nhidden h[nh]: binary\n"
+                     "param L[nv, nv] ~ normal(0, 0.01) : symmetric, zero_diagonal\nparam W[nv, nh] ~ normal(0, 0.01)\n"
+                     "energy = -v[i]*W[i,j]*h[j] - v[i]*L[i,k]*v[k] / 2\n", "semi.dgm").compile()
+    history = c.fit((np.random.default_rng(0).random((20, 4)) < 0.5).astype(float), method="pcd", epochs=2, verbose=0)
+    assert len(history) == 2 and set(c.sample(3, steps=2)) >= {"v", "h"}

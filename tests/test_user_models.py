@@ -97,3 +97,20 @@ energy = h[j]^2/2 - v[i]*W[i,j]*h[j] - a[i]*v[i]"""
     # AIS anneals the summed Gaussian layer from a standard base precision, which keeps beta = 0 proper
     estimate = ais(c, V, runs=200, schedule=np.linspace(0, 1, 1001), progress=False)
     assert abs(estimate.log_z - closed_form) < 0.05
+
+
+def test_a_constant_let_scales_a_term_like_a_parameter_would():
+    """let s = 0.5 (a number, no parameter in it) is an array of the module's dtype, indexed like any let."""
+    def compiled(text):
+        c = pgmdsl.parse(text, "m.dgm").compile(dtype="float64")
+        c.params["W"] = np.arange(6.0).reshape(3, 2) / 10
+        return c
+
+    header = ("model m(nv: int = 3, nh: int = 2)\nvisible v[nv]: binary\nhidden h[nh]: binary\n"
+              "param W[nv, nh] ~ normal(0, 0.1)\n")
+    let = compiled(header + "let s = 0.5\nenergy = -s*v[i]*W[i,j]*h[j]\n")
+    plain = compiled(header + "energy = -0.5*v[i]*W[i,j]*h[j]\n")
+    state = {"v": np.array([[1.0, 0.0, 1.0]]), "h": np.array([[1.0, 1.0]])}
+    np.testing.assert_allclose(let.mean("h", state), plain.mean("h", state), rtol=1e-15)
+    np.testing.assert_allclose(let.energy(state), plain.energy(state), rtol=1e-15)
+    assert set(let.sample(2, steps=2)) == {"v", "h"}

@@ -99,7 +99,8 @@ class FunctionWriter:
                 self.comment(reduction.form.label)
             code = self.reductions.write(reduction, weights)
             if first:
-                self.line(f"{target} = {code}")
+                # a constant (let s = 0.5) as an array of the module's dtype: later code indexes and broadcasts it
+                self.line(f"{target} = xp.asarray({code}, dtype=DTYPE)" if _is_number(code) else f"{target} = {code}")
                 first = False
             elif code.startswith("-"):
                 self.line(f"{target} = {target} - {code[1:]}")
@@ -119,3 +120,12 @@ class FunctionWriter:
             lines.append(self.indent + ", ".join(variable(n) for n in names) + " = "
                          + ", ".join(f"s[{n!r}]" for n in names))
         return lines
+
+
+def _is_number(code: str) -> bool:
+    """Whether generated code is a bare numeric literal."""
+    try:
+        float(code)
+    except ValueError:
+        return False
+    return True

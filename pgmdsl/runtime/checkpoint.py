@@ -184,6 +184,7 @@ def load_trained(path, backend: str | None = None):
         compiled.params[name] = compiled.xp.asarray(value, dtype=compiled.dtype)
     compiled.checkpoint = contents
     compiled.standardization = standardization
+    compiled.trained = True
     return compiled
 
 
@@ -209,6 +210,8 @@ def _load_stack(path, contents: dict, model, backend):
             level.params[name] = level.xp.asarray(value, dtype=level.dtype)
         if recognition is not None:
             stack.recognition[number] = {k: level.xp.asarray(v, dtype=level.dtype) for k, v in recognition.items()}
+    for level in stack.levels:
+        level.trained = True
     stack.checkpoint = contents
     stack.standardization = None
     return stack

@@ -30,6 +30,9 @@ class Compiled:
         # the per-unit standardisation its real-valued rows were trained in (runtime.standardize), if any:
         # saved with the model, applied to data by `pgmdsl eval` and undone for samples
         self.standardization = None
+        # whether the parameters were trained (or loaded trained): data-dependent initialisers (logit_mean) then
+        # stay as they are, so a second fit() continues from the first instead of resetting those parameters
+        self.trained = False
 
     # ---- structure ----
     @property
@@ -200,6 +203,7 @@ class Compiled:
         else:
             trainer.start()
         self.history = trainer.run()
+        self.trained = True
         return self.history
 
     def sample(self, n: int, steps: int = 1000, clamp: dict | None = None, init: dict | None = None, seed: int = 0,

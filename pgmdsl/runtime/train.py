@@ -170,7 +170,10 @@ class Trainer:
 
     # ---- state ----
     def start(self) -> None:
-        """Fresh start: data-dependent initialisers (logit_mean) see the training data."""
+        """Fresh start: data-dependent initialisers (logit_mean) see the training data, unless the model was trained
+        already (a second fit continues from the first)."""
+        if self.c.trained:
+            return
         rng = np.random.default_rng(self.options.seed)
         for param in self.c.model.params:
             if param.init.kind == "logit_mean":

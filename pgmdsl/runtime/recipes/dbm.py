@@ -33,6 +33,7 @@ import numpy as np
 
 from ...errors import DSLError
 from ...ir.graph import parameter_layers
+from ..initialize import initial_value
 
 log = logging.getLogger("pgmdsl.train")
 
@@ -202,6 +203,11 @@ def pretrain(compiled, data, seed: int = 0, **options) -> list[list[dict]]:
     xp, rng = compiled.xp, np.random.default_rng(seed)
     rows = xp.asarray(np.asarray(data, dtype=compiled.dtype).reshape((len(data),) + tuple(
         compiled.layers[structure.layers[0]]["shape"])))
+    if not compiled.trained:  # data-dependent initialisers (logit_mean(v)) see the data first, as fit's do
+        given = {structure.layers[0]: np.asarray(data, dtype=compiled.dtype)}
+        for param in compiled.model.params:
+            if param.init.kind == "logit_mean":
+                compiled.params[param.name] = xp.asarray(initial_value(param, rng, compiled.dtype, given))
     pairs = len(structure.layers) - 1
     learnt: dict[str, list] = {}  # each layer-own parameter's values from the RBMs it sat in
     histories = []
@@ -218,6 +224,7 @@ def pretrain(compiled, data, seed: int = 0, **options) -> list[list[dict]]:
         rows = trainer.features(rows)
     for name, values in learnt.items():
         compiled.params[name] = sum(values[1:], values[0]) / len(values)
+    compiled.trained = True  # the joint training goes on from here
     return histories
 
 

@@ -20,7 +20,10 @@ class PersistentContrastiveDivergence(NegativePhase):
     def __init__(self, gibbs, options):
         super().__init__(gibbs, options)
         g = gibbs
-        self.stacked = bool(not g.latent and not g.clamp and g.first_class
+        # a layer swept unit by unit reads its own current values, so chains that keep only the hidden units
+        # cannot draw it: those keep every kept layer
+        own = any(info["update"] == "unitwise" for name, info in g.c.layers.items() if name not in g.first_class)
+        self.stacked = bool(not g.latent and not g.clamp and g.first_class and not own
                             and g.first_class <= set(g.c.marginalised) and g.first_class <= set(g.drawers))
 
     @classmethod
