@@ -465,6 +465,37 @@ def _print_sequence_evaluation(compiled, sets: dict, args, run_dir: Path) -> Non
     (run_dir / "evaluation.json").write_text(json.dumps(result, indent=2, default=float), encoding="utf-8")
 
 
+def sweep_command(args) -> int:
+    """Every --grid configuration for every seed as a Dask task (pgmdsl.distributed.sweep); prints the table."""
+    from . import distributed
+    from .evaluate.report import check_options
+
+    check_options(args.ais_runs, args.ais_distributions)
+    grid = distributed.parse_grid(args.grid)
+    load(args.model, **{k: v[0] for k, v in grid.items() if k not in distributed.TRAINING_VALUES})
+    client = distributed.connect(args.scheduler)
+    try:
+        print(f"sweep of {args.model}: {len(distributed.configurations(grid, args.seeds))} runs on "
+              f"{distributed.worker_threads(client)} workers ({client.dashboard_link})", flush=True)
+        rows = distributed.sweep(args.model, args.data, grid, args.output, seeds=args.seeds, client=client,
+                                 ais_runs=args.ais_runs, ais_distributions=args.ais_distributions,
+                                 validation_fraction=args.validation_fraction, dtype=args.dtype,
+                                 on_row=lambda row: print(f"  {row['run']}: {row['status']}", flush=True))
+    finally:
+        if args.scheduler == "local":
+            client.cluster.close()
+        client.close()
+    def cell(value) -> str:
+        return f"{value:.4f}" if isinstance(value, float) else ("" if value is None else str(value))
+
+    columns = ["run", "validation_log_likelihood", "train_log_likelihood", "log_z_method", "seconds", "error"]
+    print("  ".join(columns))
+    for row in rows:
+        print("  ".join(cell(row.get(column)) for column in columns))
+    print(f"wrote {Path(args.output) / 'results.csv'}")
+    return 0
+
+
 def eval_command(args) -> int:
     from . import runs
     from .evaluate.report import check_options
@@ -738,6 +769,7 @@ COMMANDS = {
     "train": (train_command, "train a model on a data set; write its checkpoint, metrics and pictures to a run directory"),
     "sample": (sample_command, "draw samples from a trained run (its model.npz) by Gibbs sampling"),
     "eval": (eval_command, "evaluate a trained run on data: log Z (exact or AIS), log-likelihood, pseudo-likelihood"),
+    "sweep": (sweep_command, "train and evaluate a grid of settings over seeds on a Dask cluster; write DIR/results.csv"),
 }
 
 
@@ -760,6 +792,8 @@ def build_parser() -> argparse.ArgumentParser:
             _add_evaluation_arguments(sub)
             continue
         _add_model_arguments(sub)
+        if name == "sweep":
+            _add_sweep_arguments(sub)
         if name == "train":
             _add_train_arguments(sub)
         if name == "graph":
@@ -832,6 +866,29 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue a killed or finished run from its model.npz to --epochs, exactly as if never "
                              "stopped: give the run's model, --set, --data and options again")
     _add_evaluation_arguments(parser)
+
+
+def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    from .runtime.datasets import DATA_SPECS
+
+    parser.add_argument("--data", required=True, metavar="SPEC", help=f"the training data: {DATA_SPECS}")
+    parser.add_argument("--grid", action="append", required=True, metavar="NAME=V1,V2,...",
+                        help="a setting and its values, once per setting: fit options (lr, k, epochs, batch_size, "
+                             "momentum, weight_decay, method) or model sizes, e.g. --grid lr=0.01,0.05 --grid nh=64,128")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of each configuration (default 0)")
+    parser.add_argument("--scheduler", default="local", metavar="local|ADDRESS",
+                        help="local: a Dask LocalCluster of one worker per core (default); ADDRESS: a running "
+                             "scheduler, e.g. tcp://10.0.0.5:8786")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--validation-fraction", type=float, default=0.1,
+                        help="rows held out for the held-out log-likelihood the table is sorted by (default 0.1)")
+    parser.add_argument("--ais-runs", type=int, default=100,
+                        help="AIS runs where log Z cannot be enumerated (default 100; 0: skip)")
+    parser.add_argument("--ais-distributions", type=int, default=1000,
+                        help="AIS intermediate distributions per run (default 1,000: a sweep ranks runs; evaluate "
+                             "the best with `pgmdsl eval` for the 14,500 of the full schedule)")
+    parser.add_argument("-o", "--output", required=True, metavar="DIR",
+                        help="one run directory per configuration and seed, and results.csv; an existing DIR resumes")
 
 
 def _add_evaluation_arguments(parser: argparse.ArgumentParser, default_runs: int = 100) -> None:

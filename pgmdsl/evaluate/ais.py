@@ -9,6 +9,16 @@ layers no data describes are uniform, or standard normal for quadratic types,
 so Gaussian and rectified layers are proper at beta = 0. Transitions are the
 model's own block-Gibbs sweeps at inverse temperature beta (the base model
 enters as an extra field and precision). All runs advance together as one batch.
+
+Seeding. Chain c (run r of input row i is chain i * runs + r) draws every
+number it uses, from its base draw to its last sweep, from its own stream
+np.random.default_rng([seed, c]) (RunStreams), whichever batch it shares.
+So any subset of the chains computed elsewhere (ais(..., client=): the runs
+split into Dask tasks, pgmdsl.distributed) gives the same numbers as the
+serial call, and the first n runs of a larger call are the n runs of a
+smaller one. The batch stays one vectorised array: each chain's draws are
+written by its generator into its row (Generator.random(out=)), which adds
+one call per chain per draw, not per number.
 """
 
 from __future__ import annotations
@@ -19,7 +29,9 @@ import numpy as np
 
 from .. import units
 from ..errors import DSLError, DSLUnsupportedError
+from ..runtime.initialize import check_rows
 from ..runtime.sampling import sweep_order
+from ..runtime.threads import blas_threads, update_products
 from ..runtime.gpu import to_host as _host
 from ..runtime.stack import CompiledStack
 from .bound import log_measure
@@ -145,7 +157,7 @@ def base_draws(compiled, bases: dict, runs: int, rng) -> dict:
 
 
 def ais(compiled, data, runs: int = 100, schedule=None, seed: int = 0, progress: bool = True,
-        inputs: dict | None = None) -> AISEstimate:
+        inputs: dict | None = None, client=None) -> AISEstimate:
     """Estimate log Z by AIS; `data` gives the base model's marginals (an array or a dict).
 
     For a conditional model (input layers) give `inputs`: log Z(input) is
@@ -153,32 +165,126 @@ def ais(compiled, data, runs: int = 100, schedule=None, seed: int = 0, progress:
     (rows x runs chains), and the estimate's fields are arrays, one per row.
     A deep belief network's only normaliser is its top level's: a stack
     anneals that level, its base model fitted to `data` passed up to it.
+    client: a dask.distributed Client; the chains are split into one task per
+    worker thread (pgmdsl.distributed.map_chains), with the same estimate as
+    the serial call (module docstring: each chain has its own stream).
     """
     if isinstance(compiled, CompiledStack):
-        return ais(compiled.levels[-1], top_rows(compiled, data), runs, schedule, seed, progress, inputs)
-    from tqdm.auto import tqdm
-
+        return ais(compiled.levels[-1], top_rows(compiled, data), runs, schedule, seed, progress, inputs, client)
     from ..runtime.train import as_data, observed_layers
 
     given = _inputs(compiled, inputs)
     data = as_data(compiled, data, layers=[n for n in observed_layers(compiled) if n not in given])
-    betas = default_schedule() if schedule is None else np.asarray(schedule, dtype=np.float64)
-    if betas[0] != 0 or betas[-1] != 1 or np.any(np.diff(betas) <= 0):
-        raise DSLError("an AIS schedule rises strictly from 0 to 1")
+    betas = checked_schedule(schedule, "an AIS schedule")
     bases = base_model(compiled, data)
-    xp, dtype = compiled.xp, compiled.dtype
-    rng = np.random.default_rng(seed)
     rows = len(next(iter(given.values()))) if given else 1
-    state = base_draws(compiled, bases, rows * runs, rng)
-    state.update({k: xp.asarray(np.repeat(v, runs, axis=0), dtype=dtype) for k, v in given.items()})
-    log_z_base = _log_partition(compiled, bases)
-    log_z_base -= float(_host(compiled.module.free_energy(compiled.params, state, 0.0,
-                                                          precision_offsets=_annealed(compiled, bases, 0.0)))[0])
-    log_z_base -= float(np.atleast_1d(log_measure(compiled, state, {}))[0])  # F at beta 0 holds -log measure(x)
+    check_rows(compiled, rows * runs, f"AIS: {rows} input rows x {runs} runs, the chains of {compiled.model.name}")
+    repeated = {k: np.repeat(v, runs, axis=0) for k, v in given.items()}  # chain i * runs + r has row i's inputs
+    log_z_base = _base_log_z(compiled, bases, {k: v[:1] for k, v in repeated.items()}, seed)
+    if client is None:
+        with blas_threads(update_products(compiled, rows * runs)):  # small products: one thread (runtime.threads)
+            log_w = forward_weights(compiled, bases, betas, seed, range(rows * runs), repeated, progress)
+    else:
+        from ..distributed import map_chains
+
+        log_w = map_chains(client, compiled, "ais", bases, betas, seed, rows * runs, repeated)
+    if not given:
+        return _estimate(log_w, log_z_base, len(betas) - 1)
+    return _row_estimates([_estimate(w, log_z_base, len(betas) - 1) for w in log_w.reshape(rows, runs)])
+
+
+def checked_schedule(schedule, what: str) -> np.ndarray:
+    """The inverse temperatures as float64 (the default schedule for None), refused unless rising from 0 to 1."""
+    betas = default_schedule() if schedule is None else np.asarray(schedule, dtype=np.float64)
+    if betas.ndim != 1 or len(betas) < 2 or betas[0] != 0 or betas[-1] != 1 or np.any(np.diff(betas) <= 0):
+        raise DSLError(f"{what} rises strictly from 0 to 1")
+    return betas
+
+
+class RunStreams:
+    """A numpy-Generator stand-in for a batch of chains whose row j draws from default_rng([seed, chains[j]]).
+
+    The generated samplers and the unit types' base draws ask for arrays with
+    the chains first (random, standard_normal, integers, binomial); each
+    chain's share comes from its own generator, so a chain's numbers do not
+    depend on which other chains share its batch (module docstring). Arrays
+    are returned on the backend `xp` (drawn on the host: a GPU run stays
+    identical to the CPU's, at the price of a copy per draw).
+    """
+
+    def __init__(self, seed: int, chains: range, xp=np):
+        self.generators = [np.random.default_rng([seed, c]) for c in chains]
+        self.xp = xp
+
+    def _size(self, size) -> tuple:
+        size = (size,) if np.ndim(size) == 0 else tuple(size)
+        if not size or size[0] != len(self.generators):
+            raise ValueError(f"RunStreams draws {len(self.generators)} chains' rows, asked for shape {size}")
+        return size
+
+    def _filled(self, method: str, size, dtype):
+        out = np.empty(self._size(size), dtype=dtype)
+        for j, generator in enumerate(self.generators):
+            getattr(generator, method)(dtype=dtype, out=out[j:j + 1])
+        return self.xp.asarray(out)
+
+    def random(self, size, dtype=np.float64):
+        return self._filled("random", size, dtype)
+
+    def standard_normal(self, size, dtype=np.float64):
+        return self._filled("standard_normal", size, dtype)
+
+    def integers(self, low, high, size):
+        size = self._size(size)
+        return self.xp.asarray(np.stack([g.integers(low, high, size[1:]) for g in self.generators]))
+
+    def binomial(self, n, p, size=None):
+        n, p = _host(n), _host(p)
+        size = self._size(np.broadcast(n, p).shape if size is None else size)
+        n, p = np.broadcast_to(n, size), np.broadcast_to(p, size)
+        return self.xp.asarray(np.stack([g.binomial(n[j], p[j]) for j, g in enumerate(self.generators)]))
+
+
+def bases_arrays(bases: dict) -> dict:
+    """{layer: (field, precision or None)}: a base model as plain arrays, to send to another process."""
+    return {name: (base.field, base.precision) for name, base in bases.items()}
+
+
+def bases_from_arrays(arrays: dict) -> dict:
+    """The inverse of bases_arrays."""
+    return {name: units.base.Base(field, precision) for name, (field, precision) in arrays.items()}
+
+
+def _base_log_z(compiled, bases: dict, given: dict, seed: int) -> float:
+    """log Z of the path's first distribution: the base's kept units and what beta = 0 leaves of the free energy.
+
+    F at beta 0 does not depend on the state (every coupling is scaled by beta),
+    so chain 0's base draw, with the first input row, serves.
+    """
+    xp, dtype = compiled.xp, compiled.dtype
+    state = base_draws(compiled, bases, 1, RunStreams(seed, range(1), xp))
+    state.update({k: xp.asarray(v, dtype=dtype) for k, v in given.items()})
+    log_z = _log_partition(compiled, bases)
+    log_z -= float(_host(compiled.module.free_energy(compiled.params, state, 0.0,
+                                                     precision_offsets=_annealed(compiled, bases, 0.0)))[0])
+    return log_z - float(np.atleast_1d(log_measure(compiled, state, {}))[0])  # F at beta 0 holds -log measure(x)
+
+
+def forward_weights(compiled, bases: dict, betas: np.ndarray, seed: int, chains: range, given: dict,
+                    progress: bool = False) -> np.ndarray:
+    """The AIS log importance weights of `chains` (a range of chain indices), one batch.
+
+    given: the input layers' rows of these chains (conditional models), {} otherwise.
+    """
+    from tqdm.auto import tqdm
+
+    xp, dtype = compiled.xp, compiled.dtype
+    sampler = RunStreams(seed, chains, xp)
+    state = base_draws(compiled, bases, len(chains), sampler)
+    state.update({k: xp.asarray(v, dtype=dtype) for k, v in given.items()})
     order = [n for n in sweep_order(compiled) if n in compiled.kept or n in compiled.marginalised]
-    log_w = np.zeros(rows * runs)
+    log_w = np.zeros(len(chains))
     pair = xp.zeros(2, dtype=dtype)
-    sampler = rng if xp is np else compiled.random(seed)  # the generated samplers draw on the backend's device
     terms, shares = _base_terms(compiled, bases), annealing(bases)
     for k in tqdm(range(1, len(betas)), desc="AIS", unit="beta", disable=not progress, mininterval=1.0):
         previous, current = betas[k - 1], betas[k]
@@ -190,9 +296,7 @@ def ais(compiled, data, runs: int = 100, schedule=None, seed: int = 0, progress:
         difference = (free[0] - free[1]) + (current - previous) * base
         log_w += np.asarray(_host(difference), dtype=np.float64)
         _transition(compiled, state, order, shares, float(current), sampler, shared)  # a Python float: float32 stays
-    if not given:
-        return _estimate(log_w, log_z_base, len(betas) - 1)
-    return _row_estimates([_estimate(w, log_z_base, len(betas) - 1) for w in log_w.reshape(rows, runs)])
+    return log_w
 
 
 def _inputs(compiled, inputs: dict | None) -> dict:

@@ -18,7 +18,9 @@ the truth in practice.
 
 The intermediate distributions, base model and transitions are those of
 `evaluate.ais`, so the two estimators share a schedule. The rows must fill
-every layer the free energy keeps (an RBM's, not a DBM's).
+every layer the free energy keeps (an RBM's, not a DBM's). Chain c (run r of
+row i is chain i * runs + r) draws from its own stream, as in AIS (ais.RunStreams),
+so client= splits the chains into Dask tasks without changing the estimate.
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import DSLError, DSLUnsupportedError
+from ..errors import DSLUnsupportedError
 from ..runtime.gpu import to_host
+from ..runtime.initialize import check_rows
 from ..runtime.sampling import sweep_order
+from ..runtime.threads import blas_threads, update_products
 from ..runtime.stack import CompiledStack
-from .ais import (_annealed, _base_energy, _base_terms, _log_partition, _transition, annealing, base_model,
-                  default_schedule, shared_fields)
+from .ais import (RunStreams, _annealed, _base_energy, _base_terms, _log_partition, _transition, annealing,
+                  base_model, checked_schedule, shared_fields)
 from ..runtime.numerics import logsumexp
 from .bound import log_measure
 
@@ -56,17 +60,17 @@ class RAISEEstimate:
 
 
 def raise_log_likelihood(compiled, data, base=None, runs: int = 100, schedule=None, seed: int = 0,
-                         progress: bool = True) -> RAISEEstimate:
+                         progress: bool = True, client=None) -> RAISEEstimate:
     """RAISE estimates of log p(row) for the rows of `data`.
 
     base: the rows whose smoothed marginals define the base model (the
-    training data, as for `ais`; default: `data` itself).
+    training data, as for `ais`; default: `data` itself). client: a
+    dask.distributed Client to split the chains over (pgmdsl.distributed.map_chains;
+    the same estimate as the serial call).
     """
     if isinstance(compiled, CompiledStack):
         raise DSLUnsupportedError("RAISE bounds an undirected model's log-likelihood; a deep belief network is "
                                   "evaluated through evaluate.stack_lower_bound")
-    from tqdm.auto import tqdm
-
     from ..runtime.train import as_data
 
     rows_data = as_data(compiled, data)
@@ -75,17 +79,32 @@ def raise_log_likelihood(compiled, data, base=None, runs: int = 100, schedule=No
             f"RAISE starts its chains at the rows, which must fill every layer the free energy keeps; "
             f"{compiled.model.name} keeps {', '.join(compiled.kept)} (use lower_bound for models with latent "
             "layers kept)")
-    betas = default_schedule() if schedule is None else np.asarray(schedule, dtype=np.float64)
-    if betas[0] != 0 or betas[-1] != 1 or np.any(np.diff(betas) <= 0):
-        raise DSLError("a RAISE schedule rises strictly from 0 to 1")
+    betas = checked_schedule(schedule, "a RAISE schedule")
     bases = base_model(compiled, as_data(compiled, base) if base is not None else rows_data)
-    xp, dtype = compiled.xp, compiled.dtype
     count = len(next(iter(rows_data.values())))
-    state = {k: xp.asarray(np.repeat(v, runs, axis=0), dtype=dtype) for k, v in rows_data.items()}
+    check_rows(compiled, count * runs, f"RAISE: {count} rows x {runs} runs, the chains of {compiled.model.name}")
+    starts = {k: np.repeat(v, runs, axis=0) for k, v in rows_data.items()}  # chain i * runs + r starts at row i
+    if client is None:
+        with blas_threads(update_products(compiled, count * runs)):  # small products: one thread (runtime.threads)
+            log_w = reverse_weights(compiled, bases, betas, seed, range(count * runs), starts, progress)
+    else:
+        from ..distributed import map_chains
+
+        log_w = map_chains(client, compiled, "raise", bases, betas, seed, count * runs, starts)
+    weights = log_w.reshape(count, runs)
+    return RAISEEstimate(logsumexp(weights, axis=1) - np.log(runs), weights, len(betas) - 1)
+
+
+def reverse_weights(compiled, bases: dict, betas: np.ndarray, seed: int, chains: range, starts: dict,
+                    progress: bool = False) -> np.ndarray:
+    """The RAISE log weights of `chains` (a range of chain indices), started at `starts` (their rows), one batch."""
+    from tqdm.auto import tqdm
+
+    xp, dtype = compiled.xp, compiled.dtype
+    state = {k: xp.asarray(v, dtype=dtype) for k, v in starts.items()}
     log_z_base = _log_partition(compiled, bases)
     order = [n for n in sweep_order(compiled) if n in compiled.kept or n in compiled.marginalised]
-    rng = np.random.default_rng(seed)
-    sampler = rng if xp is np else compiled.random(seed)
+    sampler = RunStreams(seed, chains, xp)
     pair = xp.zeros(2, dtype=dtype)
 
     def log_f(free, beta, base_energy):
@@ -95,7 +114,7 @@ def raise_log_likelihood(compiled, data, base=None, runs: int = 100, schedule=No
     base_energy = _base_energy(compiled, state, bases, terms)
     shared = shared_fields(compiled, state, order)
     current = log_f(compiled.module.free_energy(compiled.params, state, 1.0, fields=shared), 1.0, base_energy)
-    log_w = np.zeros(count * runs)
+    log_w = np.zeros(len(chains))
     for k in tqdm(range(len(betas) - 1, 0, -1), desc="RAISE", unit="beta", disable=not progress, mininterval=1.0):
         beta, below = float(betas[k]), float(betas[k - 1])
         _transition(compiled, state, order, shares, beta, sampler, shared)  # v_{k-1} ~ T_k(. | v_k)
@@ -110,5 +129,4 @@ def raise_log_likelihood(compiled, data, base=None, runs: int = 100, schedule=No
     # the same constant to log f_0 and to its log Z, so they cancel)
     log_w += np.asarray(to_host(-base_energy), dtype=np.float64) - log_z_base
     log_w += log_measure(compiled, state, {})  # p_0 ∝ measure(v_0) exp(-E_A(v_0)) (binomial's C(n, v_0))
-    weights = log_w.reshape(count, runs)
-    return RAISEEstimate(logsumexp(weights, axis=1) - np.log(runs), weights, len(betas) - 1)
+    return log_w

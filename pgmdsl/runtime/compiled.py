@@ -161,7 +161,7 @@ class Compiled:
     def fit(self, data, method: str = "cd", k: int = 1, epochs: int = 10, batch_size: int = 10, lr: float = 0.05,
             momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0, callbacks=(), clamp=(),
             validation=None, checkpoint=None, resume=None, monitor=(), check_data=True, mean_field_start=None,
-            **options):
+            client=None, **options):
         """Train by CD-k, PCD-k or parallel tempering (or on log p(labels | rest): objective=, labels=); returns
         the per-epoch History.
 
@@ -187,7 +187,18 @@ class Compiled:
         in [0, 1], ...: units.UnitType.check_data); scikit-learn's wrappers, like BernoulliRBM, take any features.
         mean_field_start: a function of (compiled, minibatch) giving the latent layers' means the mean-field
         data phase starts from (the DBM recipe's doubled bottom-up pass, runtime.recipes.dbm); default 0.5 each.
+        client: a dask.distributed Client: synchronous data-parallel training, the rows sharded over its workers
+        (pgmdsl.distributed.fit_data_parallel; needs pip install 'pgmdsl[dask]').
         """
+        if client is not None:
+            from ..distributed import fit_data_parallel
+
+            self.history = fit_data_parallel(
+                self, data, client, method=method, k=k, epochs=epochs, batch_size=batch_size, lr=lr,
+                momentum=momentum, weight_decay=weight_decay, seed=seed, callbacks=callbacks, clamp=clamp,
+                validation=validation, checkpoint=checkpoint, resume=resume, monitor=monitor, check_data=check_data,
+                mean_field_start=mean_field_start, **options)
+            return self.history
         from .train import Trainer, check_support
 
         trainer = Trainer(self, data, clamp=clamp, callbacks=callbacks, validation=validation,

@@ -329,25 +329,7 @@ class Trainer:
         return c.module.statistics(c.params, both, self._weights(rows, chains, lr)), positive
 
     def _apply(self, steps: dict, lr: float) -> None:
-        """theta += step, with L2 decay on weight matrices, momentum and the parameters' constraints."""
-        c, o, xp = self.c, self.options, self.c.xp
-        for param in c.model.params:
-            name = param.name
-            step = steps[name]
-            if o.weight_decay and len(param.shape) >= 2:
-                step = step - (lr * o.weight_decay) * c.params[name]
-            if self.rates is not None:
-                step = self.rates[name] * step
-            value = c.params[name]
-            momentum = o.momentum_at(self.epoch)
-            if momentum:
-                velocity = self.velocity[name]
-                velocity *= momentum
-                velocity += step
-                step = velocity
-            value += step
-            if param.constraints:
-                c.params[name] = constrain(param, value, xp)
+        apply_steps(self.c, self.options, steps, self.velocity, self.rates, lr, self.epoch)
 
     def _weights(self, rows: int, chains: int, lr: float):
         key = (rows, chains, lr)
@@ -436,6 +418,28 @@ class Trainer:
             for name, measure in self.monitor.items():
                 result[f"{label}_{name}"] = float(np.mean(measure(self.c, rows)))
         return result
+
+
+def apply_steps(compiled, options, steps: dict, velocity: dict, rates, lr: float, epoch: int) -> None:
+    """theta += step, with L2 decay on weight matrices, per-parameter rates, the epoch's momentum (`velocity`
+    updated in place) and the parameters' constraints: every trainer's last move (data-parallel ones too)."""
+    c, o, xp = compiled, options, compiled.xp
+    momentum = o.momentum_at(epoch)
+    for param in c.model.params:
+        name = param.name
+        step = xp.asarray(steps[name], dtype=c.dtype)
+        if o.weight_decay and len(param.shape) >= 2:
+            step = step - (lr * o.weight_decay) * c.params[name]
+        if rates is not None:
+            step = rates[name] * step
+        value = c.params[name]
+        if momentum:
+            velocity[name] *= momentum
+            velocity[name] += step
+            step = velocity[name]
+        value += step
+        if param.constraints:
+            c.params[name] = constrain(param, value, xp)
 
 
 def reconstruction_error(compiled, data: dict) -> float:

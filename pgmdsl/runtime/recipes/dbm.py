@@ -34,6 +34,7 @@ import numpy as np
 from ...errors import DSLError
 from ...ir.graph import parameter_layers
 from ..initialize import initial_value
+from ..threads import blas_threads, update_products
 
 log = logging.getLogger("pgmdsl.train")
 
@@ -215,7 +216,8 @@ def pretrain(compiled, data, seed: int = 0, **options) -> list[list[dict]]:
         up = 2.0 if pair == 0 else 1.0
         down = 2.0 if pair == pairs - 1 else 1.0
         trainer = PairPretraining(compiled, structure, pair, up, down, options, rng)
-        histories.append(trainer.run(rows))
+        with blas_threads(update_products(compiled, 2 * trainer.o["batch_size"])):  # as fit: small products
+            histories.append(trainer.run(rows))
         for name in structure.own[pair] + structure.own[pair + 1]:
             learnt.setdefault(name, []).append(compiled.params[name].copy())
         if 0 < pair < pairs - 1:  # a middle RBM: each of its layers hears the other from a neighbour too

@@ -1,0 +1,185 @@
+"""pgmdsl.distributed on a LocalCluster of two worker processes: AIS, RAISE, sweeps and data-parallel training.
+
+Each distributed result is checked against an independent answer: the
+serial call with the same seed (which must not depend on how the chains
+are split into tasks), exact log Z by enumeration, and the serial trainer's
+update over the same per-shard random streams.
+"""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import pgmdsl
+from pgmdsl import distributed
+from pgmdsl.cli import main
+from pgmdsl.errors import DSLError
+from pgmdsl.evaluate import ais, exact_log_z, log_likelihood, raise_log_likelihood
+from pgmdsl.evaluate.ais import base_model, checked_schedule, forward_weights
+from pgmdsl.runtime.checkpoint import load_trained
+from pgmdsl.runtime.train import Trainer
+from pgmdsl.runs import split
+
+dask_distributed = pytest.importorskip("dask.distributed")
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = dask_distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                            dashboard_address=":0")
+    with dask_distributed.Client(cluster) as connected:
+        yield connected
+    cluster.close()
+
+
+def random_rbm(nv=6, nh=4, seed=0, scale=0.8):
+    c = pgmdsl.load("rbm", nv=nv, nh=nh).compile(dtype="float64")
+    rng = np.random.default_rng(seed)
+    for param in c.model.params:
+        c.params[param.name] = rng.normal(0, scale, param.shape)
+    return c
+
+
+def binary_rows(count, nv=6, seed=1):
+    rng = np.random.default_rng(seed)
+    return (rng.random((count, nv)) < rng.uniform(0.2, 0.8, nv)).astype(float)
+
+
+def test_importing_pgmdsl_does_not_import_dask():
+    code = "import sys, pgmdsl, pgmdsl.evaluate, pgmdsl.cli, pgmdsl.distributed; assert 'dask' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_without_dask_the_error_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)
+    with pytest.raises(DSLError, match=r"pip install 'pgmdsl\[dask\]'"):
+        distributed.require_dask()
+
+
+def test_a_chains_weights_do_not_depend_on_its_batch():
+    """Chain c draws from (seed, c): any split of the chains gives the serial weights, and fewer runs are a prefix."""
+    c, data = random_rbm(), binary_rows(100)
+    bases, betas = base_model(c, {"v": data}), checked_schedule(np.linspace(0, 1, 51), "a schedule")
+    whole = forward_weights(c, bases, betas, 3, range(12), {})
+    parts = np.concatenate([forward_weights(c, bases, betas, 3, chains, {}) for chains in (range(5), range(5, 12))])
+    np.testing.assert_allclose(parts, whole, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ais(c, data, runs=5, schedule=betas, seed=3, progress=False).log_weights, whole[:5],
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_distributed_ais_equals_the_serial_estimate_for_one_and_two_workers(client):
+    c, data = random_rbm(), binary_rows(200)
+    schedule = np.linspace(0, 1, 401)
+    serial = ais(c, data, runs=40, schedule=schedule, seed=5, progress=False)
+    assert abs(serial.log_z - exact_log_z(c)) < 0.1  # and it is an estimate of the truth
+    with dask_distributed.Client(dask_distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                                               dashboard_address=":0")) as one:
+        alone = ais(c, data, runs=40, schedule=schedule, seed=5, progress=False, client=one)
+        one.cluster.close()
+    pair = ais(c, data, runs=40, schedule=schedule, seed=5, progress=False, client=client)
+    for estimate in (alone, pair):
+        np.testing.assert_allclose(estimate.log_weights, serial.log_weights, rtol=1e-12, atol=1e-12)
+        assert estimate.log_z == pytest.approx(serial.log_z, rel=1e-13, abs=1e-12)
+        assert estimate.log_z_base == serial.log_z_base
+
+
+def test_distributed_raise_equals_the_serial_estimate(client):
+    c, data = random_rbm(seed=2), binary_rows(30, seed=3)
+    rows, schedule = data[:5], np.linspace(0, 1, 201)
+    serial = raise_log_likelihood(c, rows, base=data, runs=8, schedule=schedule, seed=1, progress=False)
+    spread = raise_log_likelihood(c, rows, base=data, runs=8, schedule=schedule, seed=1, progress=False,
+                                  client=client)
+    np.testing.assert_allclose(spread.log_weights, serial.log_weights, rtol=1e-12, atol=1e-12)
+    truth = log_likelihood(c, rows, exact_log_z(c))
+    assert np.all(np.abs(serial.log_likelihood - truth) < 0.5)
+
+
+@pytest.fixture(scope="module")
+def sweep_data(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "rows.npy"
+    np.save(path, binary_rows(120))
+    return path
+
+
+def test_sweep_writes_runs_and_results_resumes_and_reports_a_failure(client, sweep_data, tmp_path):
+    grid = {"lr": [0.05], "k": [1, 0], "nh": [3], "epochs": [2]}  # k=0 is no sampler: that run fails
+    rows = distributed.sweep("rbm", str(sweep_data), grid, tmp_path, seeds=[0, 1], client=client, ais_runs=0)
+    assert len(rows) == 4
+    failed = [row for row in rows if row["status"] == "failed"]
+    assert len(failed) == 2 and all("k must be" in row["error"] for row in failed)
+    assert rows[-1]["status"] == "failed" and rows[0]["status"] == "ok"  # the table: best first, failures last
+    with open(tmp_path / "results.csv", newline="") as stream:
+        table = list(csv.DictReader(stream))
+    assert [row["run"] for row in table] == [row["run"] for row in rows]
+    ok = [row for row in rows if row["status"] == "ok"]
+    assert [r["validation_log_likelihood"] for r in ok] == sorted((r["validation_log_likelihood"] for r in ok),
+                                                                   reverse=True)
+    for row in ok:  # the run directory holds the model the row's log-likelihood is of: recompute it exactly
+        run = tmp_path / row["run"]
+        assert {"model.npz", "metrics.csv", "metrics.json", "evaluation.json", "result.json"} <= \
+            {p.name for p in run.iterdir()}
+        trained = load_trained(run / "model.npz")
+        _, validation = split(np.load(sweep_data), 0.1, row["seed"])
+        expected = np.mean(log_likelihood(trained, validation, exact_log_z(trained)))
+        assert row["validation_log_likelihood"] == pytest.approx(expected, rel=1e-5)
+    finished = {row["run"]: (tmp_path / row["run"] / "model.npz").stat().st_mtime_ns for row in ok}
+    again = distributed.sweep("rbm", str(sweep_data), grid, tmp_path, seeds=[0, 1], client=client, ais_runs=0)
+    assert {row["run"]: (tmp_path / row["run"] / "model.npz").stat().st_mtime_ns for row in ok} == finished
+    assert [(r["run"], r["status"]) for r in again] == [(r["run"], r["status"]) for r in rows]
+
+
+def test_sweep_command_on_a_running_scheduler(client, sweep_data, tmp_path, capsys):
+    address = client.scheduler.address
+    code = main(["sweep", "rbm", "--data", str(sweep_data), "--grid", "lr=0.02,0.1", "--grid", "nh=2",
+                 "--grid", "epochs=1", "--scheduler", address, "--ais-runs", "0", "-o", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0 and "results.csv" in out
+    with open(tmp_path / "results.csv", newline="") as stream:
+        table = list(csv.DictReader(stream))
+    assert sorted(row["run"] for row in table) == ["lr-0.02_nh-2_epochs-1_seed-0", "lr-0.1_nh-2_epochs-1_seed-0"]
+    assert all(row["status"] == "ok" for row in table)
+    assert json.loads((tmp_path / table[0]["run"] / "result.json").read_text())["run"] == table[0]["run"]
+
+
+def test_sweep_command_refuses_a_bad_grid(capsys, tmp_path):
+    assert main(["sweep", "rbm", "--data", "bars", "--grid", "nh=a", "-o", str(tmp_path)]) == 1
+    assert "must be a size" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["cd", "pcd"])
+def test_data_parallel_fit_matches_the_serial_update(client, method):
+    """The driver's parameters after an epoch equal the serial trainer's steps over the same per-shard streams:
+    each update the mean of the two shards' CD/PCD steps (equal shares of the minibatch and of the chains)."""
+    data, seed, lr = binary_rows(40, seed=4), 7, 0.1
+    spread = random_rbm(scale=0.1)
+    reference = random_rbm(scale=0.1)
+    Trainer(reference, data, seed=seed, fused=False).start()  # the serial fit's data-dependent initialisers
+    history = spread.fit(data, method=method, k=1, epochs=2, batch_size=8, lr=lr, seed=seed, client=client)
+    assert len(history) == 2 and np.isfinite(history[-1]["reconstruction"])
+    shards = [data[:20], data[20:]]
+    trainers = []
+    for index, shard in enumerate(shards):
+        trainer = Trainer(reference, shard, method=method, k=1, batch_size=4, seed=seed, fused=False, lr=lr)
+        trainer.rng = trainer.sampler = np.random.default_rng([seed, index])
+        trainers.append(trainer)
+    for _ in range(2):
+        orders = [trainer.rng.permutation(trainer.rows) for trainer in trainers]
+        for update in range(5):
+            steps = [trainer.generative_steps({"v": trainer.data["v"][order[4 * update:4 * update + 4]]}, lr)[0]
+                     for trainer, order in zip(trainers, orders)]
+            for name in reference.params:
+                reference.params[name] += (steps[0][name] + steps[1][name]) / 2
+    for name in reference.params:
+        np.testing.assert_allclose(spread.params[name], reference.params[name], rtol=1e-10, atol=1e-12)
+
+
+def test_data_parallel_fit_refuses_what_it_does_not_do(client):
+    c = random_rbm()
+    with pytest.raises(DSLError, match="validation= is not supported"):
+        c.fit(binary_rows(40), validation=binary_rows(10), client=client)
+    with pytest.raises(DSLError, match="must divide among"):
+        c.fit(binary_rows(40), batch_size=5, client=client)
