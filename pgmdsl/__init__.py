@@ -12,5 +12,9 @@ from .loading import load, parse
 from .model import Model
 from .runtime import datasets
 from .runtime.checkpoint import load_trained
+from .runtime.compiled import Compiled
+from .runtime.stack import CompiledStack
+from .runtime.train import History
 
-__all__ = ["DSLError", "Model", "datasets", "load", "load_trained", "parse", "__version__"]
+__all__ = ["Compiled", "CompiledStack", "DSLError", "History", "Model", "datasets", "load", "load_trained", "parse",
+           "__version__"]

@@ -243,7 +243,7 @@ def _row_data(args, named, sizes: dict, options: dict, resume) -> dict:
     train, validation = runs.split(data, args.validation_fraction, args.seed)
     rows = runs.row_count(train)
     _cap_batch(options, rows, "training rows")
-    compiled = model.compile(dtype=args.dtype, seed=args.seed)
+    compiled = model.compile(backend=args.backend, dtype=args.dtype, seed=args.seed)
     check_options(args.ais_runs, args.ais_distributions, args.raise_runs, args.raise_rows, compiled)
     train = as_data(compiled, train)
     validation = as_data(compiled, validation) if validation is not None else None
@@ -291,7 +291,7 @@ def _sequence_data(args, named, sizes: dict, options: dict, resume) -> dict:
         print(note)
     if resume:
         _same_model(args, resume[1], model)
-    compiled = model.compile(dtype=args.dtype, seed=args.seed)
+    compiled = model.compile(backend=args.backend, dtype=args.dtype, seed=args.seed)
     past, frame = sequence_layers(compiled)
     order = compiled.layers[past]["shape"][0]
     if sequences.shape[1] <= order:
@@ -509,7 +509,7 @@ def eval_command(args) -> int:
     checkpoint = run if run.is_file() else run / "model.npz"
     if not checkpoint.is_file():
         raise DSLError(f"no checkpoint at {checkpoint} (make one with: pgmdsl train MODEL --data ... -o {run})")
-    compiled = load_trained(checkpoint)
+    compiled = load_trained(checkpoint, backend=args.backend)
     if isinstance(compiled, CompiledStack):
         from . import cli_stack
 
@@ -580,7 +580,7 @@ def sample_command(args) -> int:
     output = Path(args.output) if args.output else None
     if output is not None and output.suffix.lower() not in (".png", ".npy"):
         raise DSLError(f"-o takes a .png or .npy file, got '{output}'")
-    compiled = load_trained(checkpoint)
+    compiled = load_trained(checkpoint, backend=args.backend)
     if isinstance(compiled, CompiledStack):
         from . import cli_stack
 
@@ -789,6 +789,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--data", required=True, metavar="SPEC",
                              help="the rows to evaluate (for a sequence model, sequences), e.g. --data digits or "
                                   "--data walk-test.npy")
+            _add_backend_argument(sub, None)
             _add_evaluation_arguments(sub)
             continue
         _add_model_arguments(sub)
@@ -847,6 +848,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the dbm recipe's layer-wise pretraining: epochs for each pair of layers "
                              f"(default {PRETRAINING['epochs']})")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    _add_backend_argument(parser)
     parser.add_argument("--no-standardize", action="store_true",
                         help="train on the raw values of real-valued (Gaussian) observed layers; by default each "
                              "unit is standardised to mean 0, standard deviation 1 on the training rows")
@@ -891,6 +893,12 @@ def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one run directory per configuration and seed, and results.csv; an existing DIR resumes")
 
 
+def _add_backend_argument(parser: argparse.ArgumentParser, default: str | None = "numpy") -> None:
+    shown = f" (default {default})" if default else " (default: the backend the run was trained on)"
+    parser.add_argument("--backend", default=default, metavar="NAME",
+                        help=f"numpy (CPU) or cupy (an NVIDIA GPU, with pip install cupy){shown}, e.g. --backend cupy")
+
+
 def _add_evaluation_arguments(parser: argparse.ArgumentParser, default_runs: int = 100) -> None:
     parser.add_argument("--labels", metavar="LAYER", default=None,
                         help="put the data's class labels (digits' 0-9, or a .npz's 'labels') one-hot in this visible "
@@ -908,6 +916,7 @@ def _add_evaluation_arguments(parser: argparse.ArgumentParser, default_runs: int
 
 def _add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", metavar="RUN_DIR", help="a directory written by `pgmdsl train` (or its model.npz)")
+    _add_backend_argument(parser, None)
     parser.add_argument("-n", type=int, default=None,
                         help="number of samples (default 64, or the rows given to --clamp/--inpaint)")
     parser.add_argument("--steps", type=int, default=None, help="Gibbs sweeps from a random start (default 1000)")

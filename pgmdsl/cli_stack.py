@@ -73,7 +73,7 @@ def train(args, named, sizes: dict, run_dir: Path, resume) -> int:
     model, note = runs.fit_visible(args.model, sizes, data.shape[1])
     if note:
         print(note)
-    stack = model.compile(dtype=args.dtype, seed=args.seed)
+    stack = model.compile(backend=args.backend, dtype=args.dtype, seed=args.seed)
     bottom = stack.levels[0]
     rows, validation = runs.split(data, args.validation_fraction, args.seed)
     rows = next(iter(as_data(bottom, rows).values()))

@@ -21,14 +21,17 @@ class DSLError(Exception):
 
     @property
     def filename(self) -> str | None:
+        """The .dgm file the error points into (None when it has no location)."""
         return self.span.filename if self.span else None
 
     @property
     def line(self) -> int | None:
+        """Its 1-based line (None when it has no location)."""
         return self.span.line if self.span else None
 
     @property
     def column(self) -> int | None:
+        """Its 1-based column (None when it has no location)."""
         return self.span.column if self.span else None
 
     def __str__(self) -> str:

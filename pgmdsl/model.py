@@ -28,10 +28,12 @@ class Model:
 
     @property
     def name(self) -> str:
+        """The model's name, from its header."""
         return self.ir.name
 
     @property
     def filename(self) -> str:
+        """The file it was read from (or the name given to parse)."""
         return self.ir.filename
 
     @property
@@ -41,6 +43,7 @@ class Model:
 
     @property
     def sizes(self) -> dict[str, int]:
+        """Every size of the header with its value (defaults and overrides applied)."""
         return dict(self.ir.sizes)
 
     @property
@@ -50,24 +53,30 @@ class Model:
 
     @property
     def layers(self) -> tuple[Layer, ...]:
+        """The declared layers, in file order."""
         return self.ir.layers
 
     @property
     def params(self) -> tuple[Param, ...]:
+        """The declared parameters, in file order."""
         return self.ir.params
 
     @property
     def lets(self) -> tuple[Let, ...]:
+        """The tensor lets (named intermediate sums), in file order."""
         return self.ir.lets
 
     @property
     def terms(self) -> tuple[EnergyTerm, ...]:
+        """The energy's named terms (names given, or made from the parameters and layers)."""
         return self.ir.terms
 
     def layer(self, name: str) -> Layer:
+        """The layer called `name` (KeyError if there is none)."""
         return self.ir.layer(name)
 
     def param(self, name: str) -> Param:
+        """The parameter called `name` (KeyError if there is none)."""
         return self.ir.param(name)
 
     @cached_property
@@ -99,6 +108,7 @@ class Model:
         return compile_model(self, backend, dtype, seed, cache)
 
     def summary(self) -> str:
+        """A text summary: sizes, layers, parameters, terms and the Gibbs schedule (what `pgmdsl check` prints)."""
         from .summary import summary
 
         return summary(self)

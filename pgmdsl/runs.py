@@ -13,7 +13,6 @@ one line.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
@@ -171,14 +170,11 @@ def row_count(data) -> int:
 
 def write_metrics(history, run_dir, info: dict | None = None) -> tuple[Path, Path]:
     """metrics.csv (one row per epoch) and metrics.json ({**info, "history": [...]}) in run_dir."""
+    from .runtime.train import History
+
     run_dir = Path(run_dir)
     rows = [dict(row) for row in history]
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    table = run_dir / "metrics.csv"
-    with open(table, "w", newline="", encoding="utf-8") as stream:
-        writer = csv.DictWriter(stream, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    table = History(rows).to_csv(run_dir / "metrics.csv")
     document = run_dir / "metrics.json"
     document.write_text(json.dumps({**(info or {}), "history": rows}, indent=2) + "\n", encoding="utf-8")
     return table, document

@@ -51,6 +51,7 @@ class RAISEEstimate:
 
     @property
     def mean(self) -> float:
+        """The mean over rows of RAISE's per-row log-likelihood estimates."""
         return float(np.mean(self.log_likelihood))
 
     def __str__(self) -> str:

@@ -37,6 +37,7 @@ class Compiled:
     # ---- structure ----
     @property
     def layers(self) -> dict:
+        """Each layer's shape, unit type, role (visible, hidden, input, pooled) and update (block, unitwise, ...)."""
         return self.module.LAYERS
 
     @property
@@ -46,14 +47,17 @@ class Compiled:
 
     @property
     def marginalised(self) -> tuple[str, ...]:
+        """Layers the free energy sums out analytically (the rest are `kept`)."""
         return self.module.MARGINALISED
 
     @property
     def schedule(self) -> tuple[tuple[str, ...], ...]:
+        """The block-Gibbs sweep: groups of layers sampled together, in order."""
         return self.module.SCHEDULE
 
     @property
     def sampled(self) -> tuple[str, ...]:
+        """Every layer the Gibbs sweep samples, in sweep order."""
         return tuple(name for step in self.schedule for name in step)
 
     # ---- states ----
@@ -152,9 +156,11 @@ class Compiled:
 
     # ---- fast paths for the runtime (no checks) ----
     def module_mean(self, layer: str, state: dict):
+        """E[layer | rest] from the generated module, without the checks of `mean` (the runtime's fast path)."""
         return getattr(self.module, f"mean_{layer}")(self.params, state)
 
     def module_sample(self, layer: str, state: dict, rng):
+        """A draw of `layer` given the rest, without the checks of `sample_layer` (the runtime's fast path)."""
         return getattr(self.module, f"sample_{layer}")(self.params, state, rng)
 
     # ---- training, sampling, saving ----

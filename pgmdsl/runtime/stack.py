@@ -30,14 +30,17 @@ class CompiledStack:
 
     @property
     def xp(self):
+        """The array module of the levels (numpy, or cupy on the GPU)."""
         return self.levels[0].xp
 
     @property
     def dtype(self):
+        """The levels' dtype."""
         return self.levels[0].dtype
 
     @property
     def backend(self) -> str:
+        """The levels' backend (numpy or cupy)."""
         return self.levels[0].backend
 
     def fit(self, data, levels: list[dict] | None = None, validation=None, **options) -> list:

@@ -55,7 +55,32 @@ class History(list):
     t + 1, 0 being inverse temperature 1, NaN where none was tried; swap_rate, their mean), seconds."""
 
     def column(self, name: str) -> list:
+        """One metric over the epochs (None where an epoch lacks it)."""
         return [row.get(name) for row in self]
+
+    def columns(self) -> list[str]:
+        """Every metric any epoch has, in the order they first appear."""
+        return list(dict.fromkeys(key for row in self for key in row))
+
+    def to_csv(self, path) -> Path:
+        """The history as a CSV file, one row per epoch and a column per metric (empty where an epoch lacks it)."""
+        import csv
+
+        path = Path(path)
+        with open(path, "w", newline="", encoding="utf-8") as stream:
+            writer = csv.DictWriter(stream, fieldnames=self.columns())
+            writer.writeheader()
+            writer.writerows(self)
+        return path
+
+    def to_pandas(self):
+        """The history as a pandas DataFrame indexed by epoch (pandas is not a dependency: install it to use this)."""
+        try:
+            import pandas
+        except ImportError:
+            raise DSLError("History.to_pandas needs pandas (pip install pandas); History.to_csv needs nothing") from None
+        frame = pandas.DataFrame(list(self), columns=self.columns())
+        return frame.set_index("epoch") if "epoch" in frame else frame
 
 
 def observed_layers(compiled) -> list[str]:

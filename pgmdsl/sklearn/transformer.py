@@ -273,6 +273,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     # ---- BernoulliRBM's attributes, backed by compiled_.params ----
     @property
     def components_(self):
+        """The weights, (n_components, n_features), as BernoulliRBM's components_."""
         return self._param("W").T
 
     @components_.setter
@@ -281,6 +282,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     @property
     def intercept_hidden_(self):
+        """The hidden biases, (n_components,), as BernoulliRBM's."""
         return self._param("b")
 
     @intercept_hidden_.setter
@@ -289,6 +291,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     @property
     def intercept_visible_(self):
+        """The visible biases, (n_features,), as BernoulliRBM's."""
         return self._param("a")
 
     @intercept_visible_.setter
