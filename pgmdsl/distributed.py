@@ -14,8 +14,8 @@ worker keeps the models it has loaded, by the checkpoint's digest, so the
 tasks of one evaluation compile a model once per worker.
 
 Reproducibility. Results never depend on the number of workers or on which
-worker ran what: AIS and RAISE chains draw from their own streams, seeded by
-(seed, chain index) (evaluate.ais.RunStreams), and a data-parallel shard
+worker ran what: AIS and RAISE chains draw from their blocks' streams, seeded
+by (seed, block index) (evaluate.ais.RunStreams), and a data-parallel shard
 from (seed, shard index), so the serial call with the same seed computes
 the same numbers.
 """
@@ -95,10 +95,12 @@ def worker_threads(client) -> int:
     return max(1, sum(client.nthreads().values()))
 
 
-def split(total: int, parts: int) -> list[range]:
-    """`total` indices in at most `parts` contiguous ranges of sizes differing by at most one."""
-    bounds = np.linspace(0, total, min(parts, total) + 1).round().astype(int)
-    return [range(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+def split(total: int, parts: int, block: int = 1) -> list[range]:
+    """`total` indices in at most `parts` contiguous ranges of whole blocks (the last may be partial), of sizes
+    differing by at most one block."""
+    blocks = -(-total // block)
+    bounds = np.linspace(0, blocks, min(parts, blocks) + 1).round().astype(int) * block
+    return [range(int(a), int(min(b, total))) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
 # ---- AIS and RAISE: the chains split into tasks ----
@@ -125,16 +127,17 @@ def map_chains(client, compiled, kind: str, bases: dict, betas: np.ndarray, seed
     """The log weights of chains 0..total-1 of an AIS ("ais") or RAISE ("raise") estimate, one task per worker
     thread, each a contiguous range of chains; rows: per-chain arrays (inputs, RAISE's starts), sliced per task.
 
-    The weights equal the serial call's: chain c's draws come from (seed, c) wherever it runs.
+    The weights equal the serial call's: the tasks hold whole blocks of chains, whose draws come from
+    (seed, block) wherever they run (evaluate.ais.RunStreams).
     """
-    from .evaluate.ais import bases_arrays
+    from .evaluate.ais import BLOCK, bases_arrays
 
     require_dask()
     payload = client.scatter(model_bytes(compiled), broadcast=True)
     plain = bases_arrays(bases)
     futures = [client.submit(_chain_task, payload, kind, plain, betas, seed, chains,
                              {k: v[chains.start:chains.stop] for k, v in rows.items()}, pure=False)
-               for chains in split(total, worker_threads(client))]
+               for chains in split(total, worker_threads(client), BLOCK)]
     return np.concatenate(client.gather(futures))
 
 

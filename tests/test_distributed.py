@@ -19,7 +19,7 @@ from pgmdsl import distributed
 from pgmdsl.cli import main
 from pgmdsl.errors import DSLError
 from pgmdsl.evaluate import ais, exact_log_z, log_likelihood, raise_log_likelihood
-from pgmdsl.evaluate.ais import base_model, checked_schedule, forward_weights
+from pgmdsl.evaluate.ais import BLOCK, base_model, checked_schedule, forward_weights
 from pgmdsl.runtime.checkpoint import load_trained
 from pgmdsl.runtime.train import Trainer
 from pgmdsl.runs import split
@@ -60,15 +60,17 @@ def test_without_dask_the_error_says_how_to_install(monkeypatch):
         distributed.require_dask()
 
 
-def test_a_chains_weights_do_not_depend_on_its_batch():
-    """Chain c draws from (seed, c): any split of the chains gives the serial weights, and fewer runs are a prefix."""
+def test_a_chains_weights_do_not_depend_on_the_blocks_beside_it():
+    """Block b of BLOCK chains draws from (seed, b): any split into whole blocks gives the serial weights."""
     c, data = random_rbm(), binary_rows(100)
     bases, betas = base_model(c, {"v": data}), checked_schedule(np.linspace(0, 1, 51), "a schedule")
-    whole = forward_weights(c, bases, betas, 3, range(12), {})
-    parts = np.concatenate([forward_weights(c, bases, betas, 3, chains, {}) for chains in (range(5), range(5, 12))])
+    whole = forward_weights(c, bases, betas, 3, range(25), {})
+    parts = np.concatenate([forward_weights(c, bases, betas, 3, chains, {})
+                            for chains in (range(0, BLOCK), range(BLOCK, 25))])
     np.testing.assert_allclose(parts, whole, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(ais(c, data, runs=5, schedule=betas, seed=3, progress=False).log_weights, whole[:5],
-                               rtol=1e-12, atol=1e-12)
+    assert [len(r) for r in distributed.split(25, 2, BLOCK)] in ([10, 15], [20, 5])
+    with pytest.raises(ValueError, match="not at a block"):
+        forward_weights(c, bases, betas, 3, range(5, 12), {})
 
 
 def test_distributed_ais_equals_the_serial_estimate_for_one_and_two_workers(client):

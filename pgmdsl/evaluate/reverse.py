@@ -19,8 +19,8 @@ the truth in practice.
 The intermediate distributions, base model and transitions are those of
 `evaluate.ais`, so the two estimators share a schedule. The rows must fill
 every layer the free energy keeps (an RBM's, not a DBM's). Chain c (run r of
-row i is chain i * runs + r) draws from its own stream, as in AIS (ais.RunStreams),
-so client= splits the chains into Dask tasks without changing the estimate.
+row i is chain i * runs + r) draws from its block's stream, as in AIS (ais.RunStreams),
+so client= splits the chains into Dask tasks of whole blocks without changing the estimate.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from ..errors import DSLUnsupportedError
 from ..runtime.gpu import to_host
 from ..runtime.initialize import check_rows
 from ..runtime.sampling import sweep_order
-from ..runtime.threads import blas_threads, update_products
 from ..runtime.stack import CompiledStack
 from .ais import (RunStreams, _annealed, _base_energy, _base_terms, _log_partition, _transition, annealing,
                   base_model, checked_schedule, shared_fields)
@@ -86,8 +85,7 @@ def raise_log_likelihood(compiled, data, base=None, runs: int = 100, schedule=No
     check_rows(compiled, count * runs, f"RAISE: {count} rows x {runs} runs, the chains of {compiled.model.name}")
     starts = {k: np.repeat(v, runs, axis=0) for k, v in rows_data.items()}  # chain i * runs + r starts at row i
     if client is None:
-        with blas_threads(update_products(compiled, count * runs)):  # small products: one thread (runtime.threads)
-            log_w = reverse_weights(compiled, bases, betas, seed, range(count * runs), starts, progress)
+        log_w = reverse_weights(compiled, bases, betas, seed, range(count * runs), starts, progress)
     else:
         from ..distributed import map_chains
 
