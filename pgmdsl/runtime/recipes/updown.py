@@ -62,18 +62,21 @@ DEFAULT_K = (3, 6, 10)
 def generative_delta(level, params: dict, below, above, weights) -> dict:
     """sum over rows of weight * d log p(below | above) / d params: s(below, above) - s(E[below | above], above)."""
     visible, hidden = single(level, "visible"), single(level, "hidden")
-    xp = level.xp
     predicted = getattr(level.module, f"mean_{visible}")(params, {hidden: above})
-    state = {visible: xp.concatenate((below, predicted)), hidden: xp.concatenate((above, above))}
-    return level.module.statistics(params, state, xp.concatenate((weights, -weights)))
+    return _contrast(level, params, {visible: below, hidden: above}, {visible: predicted, hidden: above}, weights)
 
 
 def recognition_delta(level, params: dict, below, above, weights) -> dict:
     """sum over rows of weight * d log q(above | below) / d params: s(below, above) - s(below, E[above | below])."""
     visible, hidden = single(level, "visible"), single(level, "hidden")
-    xp = level.xp
     predicted = getattr(level.module, f"mean_{hidden}")(params, {visible: below})
-    state = {visible: xp.concatenate((below, below)), hidden: xp.concatenate((above, predicted))}
+    return _contrast(level, params, {visible: below, hidden: above}, {visible: below, hidden: predicted}, weights)
+
+
+def _contrast(level, params: dict, observed: dict, expected: dict, weights) -> dict:
+    """sum over rows of weight * (s(observed) - s(expected)), in one statistics call over both sets of rows."""
+    xp = level.xp
+    state = {name: xp.concatenate((observed[name], expected[name])) for name in observed}
     return level.module.statistics(params, state, xp.concatenate((weights, -weights)))
 
 
