@@ -228,3 +228,17 @@ def test_a_second_fit_continues_instead_of_resetting_data_dependent_parameters()
     after = c.params["a"].copy()
     c.fit(rows, epochs=1, lr=1e-12, verbose=0)
     np.testing.assert_allclose(c.params["a"], after, atol=1e-9)
+
+
+def test_mean_field_everywhere_starts_a_dbm_chain_from_the_doubled_bottom_up_pass():
+    """The evaluation's bound and the training monitor start where the recipe's data phase does (a start of 0.5
+    lets a wide top layer swamp h1); models that are not DBM chains keep 0.5."""
+    from pgmdsl.evaluate.bound import mean_field
+
+    c = compiled(nv=5, n1=4, n2=3)
+    v = np.random.default_rng(5).integers(0, 2, (6, 5)).astype(float)
+    started = mean_field(c, {"v": v}, steps=0)
+    expected = dbm.bottom_up(c, dbm.chain(c.model), v)
+    for name in ("h1", "h2"):
+        np.testing.assert_allclose(started[name], expected[name], rtol=1e-12)
+    assert dbm.start_means(compiled("rbm", nv=4, nh=3), {"v": v[:, :4]}) == {}

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import units
 from ..errors import DSLError
+from ..runtime.recipes.dbm import start_means
 from ..runtime.stack import CompiledStack
 from .stack import stack_lower_bound
 
@@ -23,10 +24,12 @@ def mean_field(compiled, data: dict, steps: int = 30) -> dict:
     state = {k: xp.asarray(v, dtype=compiled.dtype) for k, v in data.items()}
     latent = [n for n, info in compiled.layers.items() if info["role"] == "hidden" and n not in state]
     rows = len(next(iter(state.values())))
+    started = start_means(compiled, state)  # a DBM chain's doubled bottom-up pass; else 0.5 each
     for name in latent:
         if compiled.layers[name]["update"] == "unitwise":
             raise DSLError(f"mean-field needs conditionally independent units; layer '{name}' couples its own")
-        state[name] = xp.full((rows,) + tuple(compiled.layers[name]["shape"]), 0.5, dtype=compiled.dtype)
+        state[name] = started[name] if name in started else \
+            xp.full((rows,) + tuple(compiled.layers[name]["shape"]), 0.5, dtype=compiled.dtype)
     for _ in range(steps):
         for name in latent:
             state[name] = compiled.module_mean(name, state)

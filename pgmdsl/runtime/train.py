@@ -498,11 +498,15 @@ class _Inference:
 
     def latent_means(self) -> dict:
         c = self.c
+        from .recipes.dbm import start_means
+
         latent = [n for n, info in c.layers.items() if info["role"] == "hidden" and n not in self.state]
         rows = len(next(iter(self.state.values())))
         state = dict(self.state)
+        started = start_means(c, self.state) if len(latent) > 1 else {}
         for name in latent:
-            state[name] = c.xp.full((rows,) + tuple(c.layers[name]["shape"]), 0.5, dtype=c.dtype)
+            state[name] = started[name] if name in started else \
+                c.xp.full((rows,) + tuple(c.layers[name]["shape"]), 0.5, dtype=c.dtype)
         steps = 1 if set(latent) <= set(c.marginalised) else self.steps
         for _ in range(steps):
             for name in latent:

@@ -123,6 +123,23 @@ def bottom_up(compiled, structure: Chain, visible) -> dict:
     return {n: m for n, m in means.items() if n != layers[0]}
 
 
+def start_means(compiled, observed: dict) -> dict:
+    """Where mean-field over a model's latent layers starts: the doubled bottom-up pass for a DBM chain given its
+    visible rows, else {} (each latent mean at 0.5).
+
+    Why for every use (training's monitor, the evaluation's bound), not only the recipe's data phase: in a wide
+    DBM a start of 0.5 gives h1 the top-down input of half of every h2 unit, and mean-field settles at a fixed
+    point near it; a DBM pretrained 64-500-1000 on digits reconstructed its rows with error 0.24 from there.
+    """
+    try:
+        structure = chain(compiled.model)
+    except DSLError:
+        return {}
+    if set(observed) != {structure.layers[0]}:
+        return {}
+    return bottom_up(compiled, structure, observed[structure.layers[0]])
+
+
 def mean_field_start(structure: Chain):
     """Trainer's mean_field_start for this chain: the doubled bottom-up pass from the minibatch's visible rows."""
     def start(compiled, batch: dict) -> dict:
