@@ -126,7 +126,7 @@ def test_pretraining_a_pair_is_cd1_of_the_rbm_with_a_doubled_layer(pair, copies_
     expected = two_copy_rbm_step(c.params[weight].copy(), c.params[below].copy(), c.params[above].copy(), rows,
                                  np.random.default_rng(9), 0.1, copies_below)
     trainer = dbm.PairPretraining(c, structure, pair, 2.0 if copies_below else 1.0, 1.0 if copies_below else 2.0,
-                                  {"weight_decay": 0.0}, np.random.default_rng(9))
+                                  {"weight_decay": 0.0, "method": "cd"}, np.random.default_rng(9))
     trainer.update(rows, 0.1, momentum=0.0)
     for name, value in zip((weight, below, above), expected):
         np.testing.assert_allclose(c.params[name], value, rtol=1e-12, atol=1e-15)
@@ -242,3 +242,25 @@ def test_mean_field_everywhere_starts_a_dbm_chain_from_the_doubled_bottom_up_pas
     for name in ("h1", "h2"):
         np.testing.assert_allclose(started[name], expected[name], rtol=1e-12)
     assert dbm.start_means(compiled("rbm", nv=4, nh=3), {"v": v[:, :4]}) == {}
+
+
+def test_pretraining_by_pcd_is_pcd1_of_the_doubled_rbm_with_chains_from_the_first_minibatch():
+    c = compiled(nv=5, n1=4, n2=3)
+    W, a, b = (c.params[k].copy() for k in ("W1", "a", "b1"))
+    rows = np.random.default_rng(4).random((7, 5))
+    rng = np.random.default_rng(9)
+    positive = sigmoid(2 * rows @ W + b)
+    rng.random(positive.shape)  # the positive phase's draw (its reconstruction is CD's, unused here)
+    above = (rng.random(positive.shape) < sigmoid(2 * rows @ W + b)).astype(float)
+    chains = (rng.random(rows.shape) < sigmoid(above @ W.T + a)).astype(float)
+    negative = sigmoid(2 * chains @ W + b)
+    expected = (W + 0.1 * (rows.T @ positive - chains.T @ negative) / 7, a + 0.1 * (rows - chains).sum(0) / 7,
+                b + 0.1 * (positive - negative).sum(0) / 7)
+    trainer = dbm.PairPretraining(c, dbm.chain(c.model), 0, 2.0, 1.0, {"weight_decay": 0.0, "method": "pcd"},
+                                  np.random.default_rng(9))
+    trainer.update(rows, 0.1, momentum=0.0)
+    for name, value in zip(("W1", "a", "b1"), expected):
+        np.testing.assert_allclose(c.params[name], value, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(trainer.chains, chains)
+    with pytest.raises(DSLError, match="method must be 'cd' or 'pcd'"):
+        dbm.PairPretraining(c, dbm.chain(c.model), 0, 2.0, 1.0, {"method": "pt"}, np.random.default_rng(0))
