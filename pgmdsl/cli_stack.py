@@ -150,7 +150,7 @@ def _pictures(stack, histories, run_dir: Path, seed: int) -> tuple[list[Path], l
     else:
         written.append(plots.save_tiles(tiles, run_dir / "weights.png",
                                         f"level 1 weights of {stack.model.name} ({len(tiles)} hidden units)",
-                                        scale_each=True))
+                                        diverging=True))
     if image is None:
         notes.append("no samples.png: the visible layer is not an image")
     else:

@@ -99,11 +99,15 @@ def weight_tiles(compiled) -> np.ndarray | None:
     return None
 
 
-def save_tiles(images, path, title: str = "", limit: int = 100, scale_each: bool = False) -> Path:
+def save_tiles(images, path, title: str = "", limit: int = 100, scale_each: bool = False,
+               diverging: bool = False) -> Path:
     """Draw up to `limit` images (n, height, width) as one grid of tiles, to a PNG.
 
-    scale_each stretches every tile to its own min..max (weights, whose scales
-    differ); otherwise all tiles share one grey scale, 0..1 for values in it.
+    diverging draws signed values (weights) on one scale centred at 0, a
+    diverging colour map from -m to m with m the largest |value| shown, and a
+    colour bar: a tile's strength and sign read the same in every tile.
+    scale_each stretches every tile to its own min..max; otherwise all tiles
+    share one grey scale, 0..1 for values in it.
     """
     images = np.asarray(images, dtype=np.float64)
     if images.ndim != 3 or len(images) == 0:
@@ -111,7 +115,11 @@ def save_tiles(images, path, title: str = "", limit: int = 100, scale_each: bool
     if len(images) > limit:
         title = f"{title} (first {limit} of {len(images)})".strip()
         images = images[:limit]
-    if scale_each:
+    cmap = "gray"
+    if diverging:
+        bound = float(np.abs(images).max()) or 1.0
+        low_value, high_value, cmap = -bound, bound, "RdBu_r"
+    elif scale_each:
         low = images.min(axis=(1, 2), keepdims=True)
         span = images.max(axis=(1, 2), keepdims=True) - low
         images = (images - low) / np.where(span > 0, span, 1.0)
@@ -120,13 +128,15 @@ def save_tiles(images, path, title: str = "", limit: int = 100, scale_each: bool
         low_value, high_value = float(images.min()), float(images.max())
         if low_value >= 0.0 and high_value <= 1.0:
             low_value, high_value = 0.0, 1.0
-    mosaic = _mosaic(images, fill=high_value)
+    mosaic = _mosaic(images, fill=0.0 if diverging else high_value)
     height, width = mosaic.shape
     inches = 6.0 / max(height, width)  # the longer side is six inches
-    figure = _figure(width * inches + 0.2, height * inches + 0.5)
+    figure = _figure(width * inches + (1.2 if diverging else 0.2), height * inches + 0.5)
     axes = figure.add_subplot()
-    axes.imshow(mosaic, cmap="gray", vmin=low_value, vmax=high_value, interpolation="nearest")
+    shown = axes.imshow(mosaic, cmap=cmap, vmin=low_value, vmax=high_value, interpolation="nearest")
     axes.set_axis_off()
+    if diverging:
+        figure.colorbar(shown, ax=axes, fraction=0.046, pad=0.04)
     if title:
         axes.set_title(title, fontsize=10)
     figure.tight_layout()
@@ -214,7 +224,8 @@ def _mosaic(images: np.ndarray, fill: float) -> np.ndarray:
 
 
 def save_curves(history, path, title: str = "") -> Path:
-    """Reconstruction error and free-energy gap (validation minus training) by epoch, to a PNG."""
+    """Reconstruction error, free-energy gap (validation minus training) and every monitored metric (train_ and
+    validation_ log-likelihoods, accuracies) by epoch, a panel each, to a PNG."""
     rows = list(history)
     if not rows:
         raise ValueError("save_curves: the history is empty")
@@ -222,6 +233,9 @@ def save_curves(history, path, title: str = "") -> Path:
     panels = [("reconstruction", "reconstruction error (mean squared)")]
     if any(row.get("free_energy_gap") is not None for row in rows):
         panels.append(("free_energy_gap", "free-energy gap (validation - training)"))
+    monitored = [key for key in dict.fromkeys(k for row in rows for k in row)
+                 if key.endswith(("log_likelihood", "accuracy")) and key.startswith(("train_", "validation_"))]
+    panels += [(key, key.replace("_", " ")) for key in monitored]  # every monitored metric, each its own panel
     figure = _figure(5.0 * len(panels), 3.6)
     for k, (key, label) in enumerate(panels):
         axes = figure.add_subplot(1, len(panels), k + 1)
@@ -230,6 +244,7 @@ def save_curves(history, path, title: str = "") -> Path:
         if key == "free_energy_gap":
             axes.axhline(0.0, color="grey", linewidth=0.8)
         axes.set_xlabel("epoch")
+        axes.set_ylabel(label.split(" (")[0], fontsize=9)
         axes.set_title(label, fontsize=10)
         axes.grid(alpha=0.3)
     if title:

@@ -510,7 +510,7 @@ def save_pictures(compiled, history, run_dir, steps: int = 1000, seed: int = 0,
         notes.append(f"no weights.png: {why}")
     else:
         title = f"weights of {compiled.model.name} ({len(tiles)} hidden units or filters)"
-        written.append(plots.save_tiles(tiles, run_dir / "weights.png", title, scale_each=True))
+        written.append(plots.save_tiles(tiles, run_dir / "weights.png", title, diverging=True))
     inputs = [name for name, info in compiled.layers.items() if info["role"] == "input"]
     if image is None:
         notes.append("no samples.png: the visible layer is not an image")

@@ -103,3 +103,28 @@ def test_save_channels(tmp_path):
     assert plots.save_channels(np.zeros((5, 1)), tmp_path / "flat.png").is_file()  # a constant channel
     with pytest.raises(ValueError, match="frames of shape \\(T, channels\\)"):
         plots.save_channels(np.zeros(5), tmp_path / "bad.png")
+
+
+def test_weights_draw_on_one_scale_centred_at_zero(tmp_path):
+    """A diverging map from -m to m: a negative tile is blue, a positive one red, zero white, whatever the tile."""
+    from matplotlib.image import imread
+
+    images = np.stack([np.full((4, 4), -2.0), np.zeros((4, 4)), np.full((4, 4), 1.0)])
+    picture = imread(plots.save_tiles(images, tmp_path / "w.png", "weights", diverging=True))
+    tiles = picture[:, : int(picture.shape[1] * 0.7), :3].reshape(-1, 3)  # left of the colour bar
+    blue = tiles[(tiles[:, 2] - tiles[:, 0]) > 0.2]  # -2: the end of the scale, dark blue
+    red = tiles[(tiles[:, 0] - tiles[:, 2]) > 0.2]  # +1: half way to the red end, a light red
+    assert len(blue) > 1000 and len(red) > 1000, "both signs drawn"
+    assert abs(len(blue) - len(red)) < 0.2 * len(blue)  # tiles of one size
+    assert blue.sum(1).mean() < red.sum(1).mean() - 0.5  # |-2| drawn stronger (darker) than |1|: one scale
+
+
+def test_curves_have_a_panel_for_every_monitored_metric(tmp_path):
+    from matplotlib.image import imread
+
+    rows = [{"epoch": e, "reconstruction": 1.0 / e, "train_label_accuracy": 0.5 + e / 10,
+             "validation_exact_log_likelihood": -10.0 + e} for e in (1, 2, 3)]
+    plain = imread(plots.save_curves([{"epoch": r["epoch"], "reconstruction": r["reconstruction"]} for r in rows],
+                                     tmp_path / "a.png"))
+    monitored = imread(plots.save_curves(rows, tmp_path / "b.png"))
+    assert monitored.shape[1] == 3 * plain.shape[1]
