@@ -74,9 +74,15 @@ def check_command(args) -> int:
     return 0
 
 
-def _interactive() -> bool:
-    """Progress bars for the long evaluations only on a terminal: a log file or a pipe gets the results alone."""
-    return sys.stderr.isatty()
+def _interactive(args=None) -> bool:
+    """Progress bars for the long evaluations only on a terminal and without --quiet: a log file or a pipe gets
+    the results alone."""
+    return sys.stderr.isatty() and not getattr(args, "quiet", False)
+
+
+def _epochs_shown(args, epochs: int) -> list:
+    """The per-epoch lines' callback, or none with --quiet."""
+    return [] if args.quiet else [_epoch_printer(epochs)]
 
 
 def list_command(args) -> int:
@@ -181,7 +187,7 @@ def train_command(args) -> int:
         if recipe.before is not None and not resume:
             pretraining = _pretrain(recipe, compiled, train, args)
         history = compiled.fit(train, validation=validation, checkpoint=run_dir / "model.npz", verbose=0,
-                               resume=resume[0] if resume else None, callbacks=[_epoch_printer(options["epochs"])],
+                               resume=resume[0] if resume else None, callbacks=_epochs_shown(args, options["epochs"]),
                                **recipe.arguments(compiled), **options)
     except KeyboardInterrupt:
         kept = f"; {run_dir / 'model.npz'} holds the last finished epoch" if (run_dir / "model.npz").exists() else ""
@@ -417,7 +423,7 @@ def _print_evaluation(compiled, sets: dict, args, run_dir: Path) -> None:
     result = evaluate(compiled, sets, ais_runs=args.ais_runs, distributions=args.ais_distributions,
                       force_exact=args.exact, reference=sets.get("train"), seed=getattr(args, "seed", 0),
                       labels=args.labels, raise_runs=args.raise_runs, raise_rows=args.raise_rows,
-                      progress=_interactive())
+                      progress=_interactive(args))
     standardization = compiled.standardization
     if standardization is not None:
         result = runs.in_data_units(result, standardization)
@@ -449,7 +455,7 @@ def _print_sequence_evaluation(compiled, sets: dict, args, run_dir: Path) -> Non
     distributions = recipes.evaluation_default(compiled, "ais_distributions", args.ais_distributions)
     print("evaluating...", flush=True)
     result = evaluate_sequences(compiled, sets, ais_runs=args.ais_runs, distributions=distributions,
-                                force_exact=args.exact, seed=getattr(args, "seed", 0), progress=_interactive())
+                                force_exact=args.exact, seed=getattr(args, "seed", 0), progress=_interactive(args))
     standardization = compiled.standardization
     if standardization is not None:
         result = runs.in_data_units(result, standardization)
@@ -790,6 +796,7 @@ def build_parser() -> argparse.ArgumentParser:
                              help="the rows to evaluate (for a sequence model, sequences), e.g. --data digits or "
                                   "--data walk-test.npy")
             _add_backend_argument(sub, None)
+            _add_quiet_argument(sub)
             _add_evaluation_arguments(sub)
             continue
         _add_model_arguments(sub)
@@ -864,6 +871,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default with --resume: the resumed run's directory)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run already in -o RUN_DIR (without it, an existing run is an error)")
+    _add_quiet_argument(parser)
     parser.add_argument("--resume", metavar="RUN_DIR",
                         help="continue a killed or finished run from its model.npz to --epochs, exactly as if never "
                              "stopped: give the run's model, --set, --data and options again")
@@ -891,6 +899,11 @@ def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                              "the best with `pgmdsl eval` for the 14,500 of the full schedule)")
     parser.add_argument("-o", "--output", required=True, metavar="DIR",
                         help="one run directory per configuration and seed, and results.csv; an existing DIR resumes")
+
+
+def _add_quiet_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true",
+                        help="no per-epoch lines and no progress bars: the start, the results and what was written")
 
 
 def _add_backend_argument(parser: argparse.ArgumentParser, default: str | None = "numpy") -> None:

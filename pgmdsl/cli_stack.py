@@ -95,7 +95,8 @@ def train(args, named, sizes: dict, run_dir: Path, resume) -> int:
     checkpoint = run_dir / "model.npz"
     try:
         histories = greedy.stack(stack.levels, rows, [{**own, "seed": args.seed, "verbose": 0} for own in per_level],
-                                 validation, callbacks_for=lambda number: [_level_printer(number, per_level)])
+                                 validation, callbacks_for=lambda number: [] if args.quiet else
+                                 [_level_printer(number, per_level)])
         history = [{"stage": f"level {number}", **row} for number, rows_ in enumerate(histories, start=1)
                    for row in rows_]
         stack.save(checkpoint)
@@ -176,7 +177,7 @@ def _evaluate(stack, sets: dict, args, run_dir: Path) -> None:
     print("evaluating...", flush=True)
     result = evaluate_stack(stack, sets, ais_runs=args.ais_runs, distributions=args.ais_distributions,
                             force_exact=args.exact, reference=sets.get("train"), seed=getattr(args, "seed", 0),
-                            progress=_interactive())
+                            progress=_interactive(args))
     print(f"evaluation (log Z of the top level; log p(v) >= the variational bound, {stack.model.name}'s up pass as "
           "q, Salakhutdinov and Murray 2008):")
     for line in lines(result):

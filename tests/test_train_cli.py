@@ -429,3 +429,12 @@ def test_an_existing_run_is_not_overwritten_silently(tmp_path, capsys):
     assert (run / "model.npz").read_bytes() == before
     assert main(arguments[:-2] + ["--seed", "3", "--overwrite", "-o", str(run)]) == 0
     assert (run / "model.npz").read_bytes() != before
+
+
+def test_quiet_keeps_the_start_the_results_and_what_was_written(tmp_path, capsys):
+    assert main(["train", "rbm", "--data", "bars", "--epochs", "3", "--quiet", "--ais-runs", "0",
+                 "-o", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "training rbm" in out and "wrote" in out and "epoch 1/3" not in out
+    assert main(["train", "rbm", "--data", "bars", "--epochs", "2", "--ais-runs", "0", "-o", str(tmp_path / "loud")]) == 0
+    assert "epoch 1/2" in capsys.readouterr().out
