@@ -86,13 +86,18 @@ def _epochs_shown(args, epochs: int) -> list:
 
 
 def list_command(args) -> int:
-    """The standard library, one model a line: its name and the first sentence of its opening comment."""
+    """The standard library, one model a line: its name, the recipe `pgmdsl train` gives it, and the first sentence
+    of its opening comment."""
     from .resources import models_dir, standard_models
+    from .runtime import recipes
 
     names = standard_models()
     width = max(len(name) for name in names)
+    chosen = {name: recipes.choose(load(name)).name for name in names}
+    recipe_width = max(len(recipe) for recipe in chosen.values())
     for name in names:
-        print(f"{name:<{width}}  {library_summary((models_dir() / f'{name}.dgm').read_text(encoding='utf-8'))}")
+        summary = library_summary((models_dir() / f"{name}.dgm").read_text(encoding="utf-8"))
+        print(f"{name:<{width}}  {chosen[name]:<{recipe_width}}  {summary}")
     return 0
 
 

@@ -82,6 +82,9 @@ def test_list_names_every_library_model_with_its_opening_sentence(capsys):
     assert [line.split()[0] for line in lines] == resources.standard_models()
     assert any(line.startswith("rbm ") and line.endswith("Restricted Boltzmann machine with binary units.")
                for line in lines)
+    recipe = {line.split()[0]: line.split()[1] for line in lines}  # the recipe pgmdsl train gives each model
+    assert (recipe["rbm"], recipe["dbm"], recipe["dbm3"], recipe["dbn"], recipe["crbm"]) == (
+        "default", "dbm", "dbm", "greedy", "sequence")
     assert library_summary("# One. Two.\n# Three\nmodel m()") == "One."
     assert library_summary("# No full stop\nmodel m()") == "No full stop"
     assert library_summary("model m()") == ""
