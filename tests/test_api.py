@@ -69,3 +69,14 @@ def test_history_to_pandas_indexes_by_epoch_or_says_what_to_install(monkeypatch)
     monkeypatch.setitem(sys.modules, "pandas", None)
     with pytest.raises(DSLError, match="pip install pandas"):
         history.to_pandas()
+
+
+def test_fit_lists_every_training_option_in_its_signature_with_the_same_default():
+    from dataclasses import fields
+
+    from pgmdsl.runtime.options import TrainingOptions
+
+    signature = inspect.signature(pgmdsl.Compiled.fit).parameters
+    for field in fields(TrainingOptions):
+        assert field.name in signature, field.name
+        assert signature[field.name].default == field.default, field.name

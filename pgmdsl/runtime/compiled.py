@@ -167,7 +167,12 @@ class Compiled:
     def fit(self, data, method: str = "cd", k: int = 1, epochs: int = 10, batch_size: int = 10, lr: float = 0.05,
             momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0, callbacks=(), clamp=(),
             validation=None, checkpoint=None, resume=None, monitor=(), check_data=True, mean_field_start=None,
-            client=None, **options):
+            client=None, *, lr_schedule: str = "constant", lr_decay: float = 0.0, lr_min: float = 0.0,
+            initial_momentum: float | None = None, momentum_epochs: int = 5, sparsity_target=None,
+            sparsity_cost: float = 0.0, sparsity_decay: float = 0.9, chains: int | None = None,
+            mean_field_steps: int = 10, checkpoint_every: int = 1, verbose: int = 1, fused: bool = True,
+            objective: str = "generative", labels: str | None = None, generative_weight: float = 0.01,
+            temperatures=None, **options):
         """Train by CD-k, PCD-k or parallel tempering (or on log p(labels | rest): objective=, labels=); returns
         the per-epoch History.
 
@@ -195,7 +200,16 @@ class Compiled:
         data phase starts from (the DBM recipe's doubled bottom-up pass, runtime.recipes.dbm); default 0.5 each.
         client: a dask.distributed Client: synchronous data-parallel training, the rows sharded over its workers
         (pgmdsl.distributed.fit_data_parallel; needs pip install 'pgmdsl[dask]').
+        The keyword-only options are runtime.options.TrainingOptions' (the same defaults, checked there); a
+        name that is none of them is a DSLError listing them.
         """
+        options = {**_changed(lr_schedule=lr_schedule, lr_decay=lr_decay, lr_min=lr_min,
+                              initial_momentum=initial_momentum, momentum_epochs=momentum_epochs,
+                              sparsity_target=sparsity_target, sparsity_cost=sparsity_cost,
+                              sparsity_decay=sparsity_decay, chains=chains, mean_field_steps=mean_field_steps,
+                              checkpoint_every=checkpoint_every, verbose=verbose, fused=fused, objective=objective,
+                              labels=labels, generative_weight=generative_weight, temperatures=temperatures),
+                   **options}
         if client is not None:
             from ..distributed import fit_data_parallel
 
@@ -314,3 +328,15 @@ class Compiled:
 
     def __repr__(self) -> str:
         return f"<Compiled {self.model.name} backend={self.backend} dtype={self.dtype}>"
+
+
+def _changed(**given) -> dict:
+    """The options that differ from TrainingOptions' defaults: what fit passes on (the data-parallel trainer refuses
+    options it does not support only when they are given)."""
+    from dataclasses import fields
+
+    from .options import TrainingOptions
+
+    defaults = {field.name: field.default for field in fields(TrainingOptions)}
+    return {name: value for name, value in given.items() if not (name in defaults and value == defaults[name]
+                                                                  and type(value) is type(defaults[name]))}
