@@ -76,11 +76,11 @@ def train(args, named, sizes: dict, run_dir: Path, resume) -> int:
     stack = model.compile(backend=args.backend, dtype=args.dtype, seed=args.seed)
     bottom = stack.levels[0]
     rows, validation = runs.split(data, args.validation_fraction, args.seed)
-    rows = next(iter(as_data(bottom, rows).values()))
-    validation = next(iter(as_data(bottom, validation).values())) if validation is not None else None
-    for part in (rows, validation):
+    checked = [as_data(bottom, part) if part is not None else None for part in (rows, validation)]
+    for part in checked:
         if part is not None:
-            check_support(bottom, as_data(bottom, part))
+            check_support(bottom, part)
+    rows, validation = (next(iter(part.values())) if part is not None else None for part in checked)
     for own in per_level:
         if own["batch_size"] > len(rows):
             print(f"batch size {own['batch_size']} is more than the {len(rows)} training rows: using {len(rows)}")

@@ -251,13 +251,13 @@ class Trainer:
         epochs = tqdm(range(self.epoch, o.epochs), desc=f"training {self.c.model.name}", unit="epoch",
                       initial=self.epoch, total=o.epochs, disable=quiet)
         with blas_threads(update_products(self.c, min(o.batch_size, self.rows) + (o.chains or o.batch_size))):
-            return self._epochs(epochs, batches, total, good, shown)
+            return self._epochs(epochs, batches, total, good, shown, quiet)
 
-    def _epochs(self, epochs, batches: int, total: int, good: dict, shown: set) -> History:
+    def _epochs(self, epochs, batches: int, total: int, good: dict, shown: set, quiet: bool) -> History:
         """The epochs of `run`: train, check, record, checkpoint, call back."""
         from tqdm.auto import tqdm
 
-        o, quiet = self.options, self.options.verbose == 0 or not sys.stderr.isatty()
+        o = self.options
         for epoch in epochs:
             started = time.perf_counter()
             permutation = self.rng.permutation(self.rows)
