@@ -130,6 +130,11 @@ def pooled_draw(mean, pool, rng):
     return _unblocks(draw, mean.shape, pool)
 
 
+def pooled_units(x, pool):
+    """The pooling units of detector units x (or their means): each block's sum, the OR of a block with one unit on."""
+    return xp.sum(_blocks(x, pool), axis=-1)
+
+
 def pooled_log_partition(field, pool):
     """log(1 + sum of exp(field)) over each block."""
     blocks = _blocks(field, pool)

@@ -20,6 +20,36 @@ from .loading import load
 from .runtime.stack import CompiledStack
 
 
+def sparsity_text(options: dict) -> str:
+    """', sparsity target 0.05 (cost 1)' for a start line, or '' without one."""
+    target = options.get("sparsity_target")
+    if target is None or not options.get("sparsity_cost"):
+        return ""
+    shown = ", ".join(f"{k}={v:g}" for k, v in target.items()) if isinstance(target, dict) else f"{target:g}"
+    return f", sparsity target {shown} (cost {options['sparsity_cost']:g})"
+
+
+def _sparsity(args) -> dict:
+    """--sparsity-target and --sparsity-cost as fit() options: only those given (the recipe fills the others)."""
+    given = {}
+    if getattr(args, "sparsity_target", None) is not None:
+        given["sparsity_target"] = args.sparsity_target
+        given["sparsity_cost"] = 1.0 if args.sparsity_cost is None else args.sparsity_cost
+    elif getattr(args, "sparsity_cost", None) is not None:
+        given["sparsity_cost"] = args.sparsity_cost
+    return given
+
+
+def _sparsity_targets(text: str):
+    """--sparsity-target: one rate for every hidden layer, or LAYER=RATE,..."""
+    try:
+        if "=" not in text:
+            return float(text)
+        return {name.strip(): float(rate) for name, rate in (part.split("=", 1) for part in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a rate (0.05) or LAYER=RATE,... (h=0.05,p=0.2)") from None
+
+
 def _sizes(assignments: list[str]) -> dict[str, int]:
     sizes = {}
     for assignment in assignments or ():
@@ -165,7 +195,7 @@ def train_command(args) -> int:
     if args.finetune_epochs is not None:
         raise DSLError(f"--finetune-epochs: the up-down fine-tuning is for stacks; {named.name} is one model")
     given = dict(method=args.method, k=args.k, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                 momentum=args.momentum, weight_decay=args.weight_decay)
+                 momentum=args.momentum, weight_decay=args.weight_decay, **_sparsity(args))
     chosen, recipe, filled = recipes.fill(named, given, args.recipe)
     if chosen["weight_decay"] is None:
         chosen["weight_decay"] = 0.0
@@ -360,7 +390,7 @@ def _start_line(args, model, counted: str, options: dict, recipe, filled: tuple)
         rate += " (the default for real-valued units; --lr sets it)"
     momentum = f", momentum {options['momentum']:g}" if options["momentum"] else ""
     line = (f"training {model.name}({shape}) on {args.data}{labelled}: {counted}; {options['method']}-{options['k']}, "
-            f"{options['epochs']} epochs, lr {rate}, batch size {options['batch_size']}{momentum}")
+            f"{options['epochs']} epochs, lr {rate}, batch size {options['batch_size']}{momentum}{sparsity_text(options)}")
     if recipe is not recipes.DEFAULT and filled:
         shown = ", ".join(name.replace("_", " ") for name in filled)
         line += f" (recipe '{recipe.name}', {recipe.why}: {shown}; give them to override)"
@@ -853,6 +883,13 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="in [0, 1) (default 0; 0.9 for sequence models), e.g. --momentum 0.5")
     parser.add_argument("--weight-decay", type=float, default=None,
                         help="L2 penalty on weight matrices (default 0; 2e-4 for the dbm recipe)")
+    parser.add_argument("--sparsity-target", type=_sparsity_targets, default=None, metavar="RATE|LAYER=RATE,...",
+                        help="the mean activation each binary hidden layer's bias is pulled to (Lee et al. 2008), or "
+                             "one per layer: h=0.05 (a pooling layer by name: p=0.2); default none, 0.05 for the "
+                             "detectors of convolutional models (the convolutional recipe)")
+    parser.add_argument("--sparsity-cost", type=float, default=None,
+                        help="the strength of that pull, a multiplier of the learning rate (default 1 with "
+                             "--sparsity-target)")
     parser.add_argument("--recipe", default=None, choices=list(RECIPES),
                         help="how to train (default: chosen by the model's structure; `pgmdsl list` shows each "
                              "model's). " + "; ".join(f"{r.name}: {r.why}" for r in RECIPES.values()))

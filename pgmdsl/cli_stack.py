@@ -65,7 +65,9 @@ def train(args, named, sizes: dict, run_dir: Path, resume) -> int:
     recipe = recipes.choose(named, args.recipe)
     if args.finetune_epochs is not None and recipe.after is None:
         raise DSLError(f"--finetune-epochs: recipe '{recipe.name}' has no fine-tuning (--recipe updown has)")
-    given = {name: getattr(args, name) for name in PER_LEVEL}
+    from .cli import _sparsity, sparsity_text
+
+    given = {**{name: getattr(args, name) for name in PER_LEVEL}, **_sparsity(args)}
     per_level = level_options(named, given)
     for own in per_level:
         training_options(**own, seed=args.seed)
@@ -91,7 +93,7 @@ def train(args, named, sizes: dict, run_dir: Path, resume) -> int:
           f"{recipe.why}", flush=True)
     for number, (part, own) in enumerate(zip(stack.levels, per_level), start=1):
         print(f"  level {number} {_described(part.model)}: {own['method']}-{own['k']}, {own['epochs']} epochs, "
-              f"lr {own['lr']:g}, batch size {own['batch_size']}", flush=True)
+              f"lr {own['lr']:g}, batch size {own['batch_size']}{sparsity_text(own)}", flush=True)
     checkpoint = run_dir / "model.npz"
     try:
         histories = greedy.stack(stack.levels, rows, [{**own, "seed": args.seed, "verbose": 0} for own in per_level],
@@ -146,7 +148,13 @@ def _pictures(stack, histories, run_dir: Path, seed: int) -> tuple[list[Path], l
     written, notes = [], []
     bottom = stack.levels[0]
     tiles, image = plots.weight_tiles(bottom), plots.visible_image(bottom)
-    if tiles is None:
+    filters = plots.stack_filters(stack)
+    if filters is not None:  # a convolutional DBN: every level's filters, composed into the input image
+        written.append(plots.save_tile_panels(
+            [(f, f"level {number} filters ({len(f)}, {f.shape[1]}x{f.shape[2]} pixels)")
+             for number, f in enumerate(filters, start=1)], run_dir / "weights.png",
+            f"{stack.model.name}: higher levels as combinations of the level-1 filters"))
+    elif tiles is None:
         notes.append("no weights.png: the bottom level's visible layer is not an image")
     else:
         written.append(plots.save_tiles(tiles, run_dir / "weights.png",
@@ -178,8 +186,12 @@ def _evaluate(stack, sets: dict, args, run_dir: Path) -> None:
     result = evaluate_stack(stack, sets, ais_runs=args.ais_runs, distributions=args.ais_distributions,
                             force_exact=args.exact, reference=sets.get("train"), seed=getattr(args, "seed", 0),
                             progress=_interactive(args))
-    print(f"evaluation (log Z of the top level; log p(v) >= the variational bound, {stack.model.name}'s up pass as "
-          "q, Salakhutdinov and Murray 2008):")
+    if stack.pooled:
+        print(f"evaluation of {stack.model.name} (its levels meet at pooling layers, which leave the DBN bound "
+              "undefined: log Z and log p(v) of level 1 alone; reconstruction through every level and back):")
+    else:
+        print(f"evaluation (log Z of the top level; log p(v) >= the variational bound, {stack.model.name}'s up pass "
+              "as q, Salakhutdinov and Murray 2008):")
     for line in lines(result):
         print(line)
     (run_dir / "evaluation.json").write_text(json.dumps(result, indent=2, default=float), encoding="utf-8")

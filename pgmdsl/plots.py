@@ -8,6 +8,7 @@ leaves the backend of a user's own session (a notebook, say) untouched.
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -115,6 +116,37 @@ def save_tiles(images, path, title: str = "", limit: int = 100, scale_each: bool
     if len(images) > limit:
         title = f"{title} (first {limit} of {len(images)})".strip()
         images = images[:limit]
+    figure = _figure(1, 1)
+    axes = figure.add_subplot()
+    height, width = _draw_tiles(figure, axes, images, title, scale_each, diverging)
+    inches = 6.0 / max(height, width)  # the longer side is six inches
+    figure.set_size_inches(width * inches + (1.2 if diverging else 0.2), height * inches + 0.5)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return Path(path)
+
+
+def save_tile_panels(panels, path, title: str = "", limit: int = 100) -> Path:
+    """Draw several grids of signed tiles side by side (a convolutional DBN's filters, level by level), to a PNG.
+
+    panels: (images (n, height, width), title) pairs. Each panel has its own diverging scale and colour bar:
+    composed higher-level filters are sums of many lower-level ones and would wash out on a shared scale.
+    """
+    figure = _figure(6.0 * len(panels), 6.5)
+    for number, (images, panel_title) in enumerate(panels, start=1):
+        images = np.asarray(images, dtype=np.float64)
+        if len(images) > limit:
+            panel_title, images = f"{panel_title} (first {limit} of {len(images)})", images[:limit]
+        _draw_tiles(figure, figure.add_subplot(1, len(panels), number), images, panel_title, False, True)
+    if title:
+        figure.suptitle(title, fontsize=11)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return Path(path)
+
+
+def _draw_tiles(figure, axes, images, title: str, scale_each: bool, diverging: bool) -> tuple[int, int]:
+    """One grid of tiles on `axes` (see save_tiles for the scales); returns the mosaic's (height, width)."""
     cmap = "gray"
     if diverging:
         bound = float(np.abs(images).max()) or 1.0
@@ -129,19 +161,62 @@ def save_tiles(images, path, title: str = "", limit: int = 100, scale_each: bool
         if low_value >= 0.0 and high_value <= 1.0:
             low_value, high_value = 0.0, 1.0
     mosaic = _mosaic(images, fill=0.0 if diverging else high_value)
-    height, width = mosaic.shape
-    inches = 6.0 / max(height, width)  # the longer side is six inches
-    figure = _figure(width * inches + (1.2 if diverging else 0.2), height * inches + 0.5)
-    axes = figure.add_subplot()
     shown = axes.imshow(mosaic, cmap=cmap, vmin=low_value, vmax=high_value, interpolation="nearest")
     axes.set_axis_off()
     if diverging:
         figure.colorbar(shown, ax=axes, fraction=0.046, pad=0.04)
     if title:
         axes.set_title(title, fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    return Path(path)
+    return mosaic.shape
+
+
+def stack_filters(stack) -> list[np.ndarray] | None:
+    """Each level's convolution filters drawn in the input image: (filters, height, width) per level, or None.
+
+    Level 1's are its own (one input channel). A higher level's filter j is, as in Lee et al. (2009)'s figures,
+    the combination of the level below's input-space filters it weights: sum over channel i and position r of
+    W[j, i, r] times filter i placed at each detector position of pooling unit r (an average over the block,
+    the pooling unit standing for whichever detector is on). None unless every level is a convolutional RBM
+    (a 4-D filter parameter joining its visible and hidden layers) with one input channel at the bottom.
+    """
+    filters = [_conv_filters(level) for level in stack.levels]
+    if any(f is None for f in filters) or filters[0].shape[1] != 1:
+        return None
+    composed, stride = [filters[0][:, 0]], (1, 1)
+    for below, above in zip(stack.levels, filters[1:]):
+        pooling = below.model.layer(_hidden(below)).pooling
+        pool = tuple(pooling.block) if pooling else (1, 1)
+        lower = composed[-1]
+        count, channels, rows, columns = above.shape
+        if channels != len(lower) or len(pool) != 2:
+            return None
+        size = ((pool[0] * rows - 1) * stride[0] + lower.shape[1], (pool[1] * columns - 1) * stride[1] + lower.shape[2])
+        image = np.zeros((count,) + size)
+        for r, q, a, b in itertools.product(range(rows), range(columns), range(pool[0]), range(pool[1])):
+            y, x = (pool[0] * r + a) * stride[0], (pool[1] * q + b) * stride[1]
+            image[:, y:y + lower.shape[1], x:x + lower.shape[2]] += np.tensordot(above[:, :, r, q], lower, axes=1)
+        composed.append(image / (pool[0] * pool[1]))
+        stride = (stride[0] * pool[0], stride[1] * pool[1])
+    return composed
+
+
+def _hidden(level) -> str:
+    return next(name for name, info in level.layers.items() if info["role"] == "hidden")
+
+
+def _conv_filters(level) -> np.ndarray | None:
+    """The level's filters [K, C, r, s]: the 4-D parameter of a term joining its visible and hidden layers."""
+    graph = level.model.graph
+    visible = next((name for name, info in level.layers.items() if info["role"] == "visible"), None)
+    if visible is None:
+        return None
+    for node in graph.neighbors(("layer", visible)):
+        if ("layer", _hidden(level)) in graph.neighbors(node):
+            for name in graph.nodes[node]["params"]:
+                weights = np.asarray(_host(level.params[name]), dtype=np.float64)
+                if weights.ndim == 4:
+                    return weights
+    return None
 
 
 def save_pairs(left, right, path, title: str = "", limit: int = 64,

@@ -85,17 +85,24 @@ def _sized(name, sizes: dict, model, layer, columns: int, per: str):
     controlling = {a: p for a in model.ir.arguments if (p := _power(name, model, sizes, a, layer.name))}
     given = [a for a in controlling if a in sizes]
     free = [a for a in controlling if a not in sizes]
-    tried = ""
-    if len(free) == 1:
-        argument = free[0]
+    tried, fits = "", []
+    for argument in free:  # one size at a time, the others at their defaults (conv_rbm: NV, with C = 1)
         value = _solve(model.sizes[argument], layer.size, controlling[argument], columns)
-        if value is not None:
-            try:
-                fitted = load(name, **{**sizes, argument: value})
-            except DSLError as error:
-                fitted, tried = None, f" ({argument}={value} would fit but: {error.message})"
-            if fitted is not None and bottom(fitted).layer(layer.name).size == columns:
-                return fitted, f"set {argument}={value} from the data ({columns} values per {per})"
+        if value is None:
+            continue
+        try:
+            fitted = load(name, **{**sizes, argument: value})
+        except DSLError as error:
+            tried += f" ({argument}={value} would fit but: {error.message})"
+            continue
+        if bottom(fitted).layer(layer.name).size == columns:
+            fits.append((argument, value, fitted))
+    if len(fits) == 1:
+        argument, value, fitted = fits[0]
+        return fitted, f"set {argument}={value} from the data ({columns} values per {per})"
+    if len(fits) > 1:
+        choices = " or ".join(f"--set {argument}={value}" for argument, value, _ in fits)
+        raise DSLError(f"{mismatch}; more than one size fits the data: {choices}")
     if given and not free:
         settings = " ".join(f"--set {a}={sizes[a]}" for a in given)
         raise DSLError(f"{mismatch} ({settings}); change or drop that setting")

@@ -8,6 +8,7 @@ every distribution comes from enumerating states.
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 from scipy.special import logsumexp
@@ -104,7 +105,19 @@ def structured_crbm(p, s):
             - h @ p["c"] - np.einsum("bk,kj,bj->b", x, p["U"], h))
 
 
-ENERGIES = {f.__name__: f for f in (rbm, gbrbm, mcrbm, conv_rbm, bm, dbm, dbm3, class_rbm, crbm, relu_rbm, structured_crbm)}
+def pooled_pair(p, s):
+    """tests/models/pooled_pair.dgm: p is the OR of each 2x2 block of h, read off h here."""
+    v, h, g = s["v"], s["h"], s["g"]
+    rows, k, n, _ = h.shape
+    pooled = h.reshape(rows, k, n // 2, 2, n // 2, 2).max(axis=(3, 5))
+    return (-np.einsum("bi,ikyx,bkyx->b", v, p["W"], h) - v @ p["a"] - np.einsum("k,bkyx->b", p["b"], h)
+            - np.einsum("k,bkyx->b", p["c"], pooled) - np.einsum("bkyx,kyxm,bm->b", pooled, p["U"], g) - g @ p["d"])
+
+
+ENERGIES = {f.__name__: f for f in (rbm, gbrbm, mcrbm, conv_rbm, bm, dbm, dbm3, class_rbm, crbm, relu_rbm,
+                                    structured_crbm, pooled_pair)}
+# models of the tests themselves (not the standard library), by name
+TEST_MODELS = {"pooled_pair": str(Path(__file__).parent / "models" / "pooled_pair.dgm")}
 
 
 # ---- enumeration ----

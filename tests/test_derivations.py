@@ -31,6 +31,7 @@ TINY = {
     "dbm": dict(nv=3, n1=3, n2=2),
     "class_rbm": dict(nx=3, ny=3, nh=3),
     "crbm": dict(nv=3, nh=3, order=2),
+    "pooled_pair": dict(NV=3, K=1, N=4, pool=2, M=2),  # terms on a pooling layer (tests/models)
 }
 TOLERANCE = 1e-9
 
@@ -44,7 +45,7 @@ def backend(request):
 @lru_cache(maxsize=None)
 def compiled(name, backend="numpy"):
     """A tiny model with random parameters; backend "cupy" runs the CuPy module on NumPy (the test seam)."""
-    model = pgmdsl.load(name, **TINY[name])
+    model = pgmdsl.load(exact.TEST_MODELS.get(name, name), **TINY[name])
     c = compile_for(model, backend, "float64")
     rng = np.random.default_rng(sum(map(ord, name)))
     for param in model.params:

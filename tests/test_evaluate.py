@@ -18,6 +18,7 @@ DISCRETE = {
     "dbm": dict(nv=3, n1=3, n2=2),
     "class_rbm": dict(nx=3, ny=3, nh=2),
     "conv_rbm": dict(C=1, NV=4, K=2, NW=3, pool=2),
+    "pooled_pair": dict(NV=3, K=1, N=4, pool=2, M=2),  # terms on a pooling layer (tests/models)
 }
 CONTINUOUS = {
     "gbrbm": dict(nv=2, nh=2),
@@ -27,7 +28,7 @@ CONTINUOUS = {
 
 
 def compiled(name, sizes, scale=0.7, seed=0):
-    model = pgmdsl.load(name, **sizes)
+    model = pgmdsl.load(exact.TEST_MODELS.get(name, name), **sizes)
     c = model.compile(dtype="float64")
     rng = np.random.default_rng(seed)
     for param in model.params:

@@ -84,8 +84,8 @@ def time_limit(seconds: int = EXAMPLE_SECONDS):
 
 
 # Standard-library texts with small sizes, so a mutant that still loads loads fast
-# (conv_rbm keeps NV - NW + 1 divisible by its pool size).
-SMALL_SIZES = {"C": 1, "NV": 6, "K": 2, "NW": 3, "pool": 2}
+# (conv_rbm keeps NV - NW + 1 divisible by its pool size, conv_dbn both levels').
+SMALL_SIZES = {"C": 1, "NV": 6, "K": 2, "NW": 3, "pool": 2, "K1": 2, "NW1": 3, "pool1": 2, "K2": 2, "NW2": 1, "pool2": 2}
 
 
 def _small(text: str) -> str:

@@ -6,7 +6,7 @@ import pytest
 import pgmdsl
 from pgmdsl import resources
 
-LIBRARY = ["rbm", "gbrbm", "mcrbm", "conv_rbm", "bm", "dbm", "dbm3", "dbn", "class_rbm", "crbm", "relu_rbm", "structured_crbm"]
+LIBRARY = ["rbm", "gbrbm", "mcrbm", "conv_rbm", "conv_dbn", "bm", "dbm", "dbm3", "dbn", "class_rbm", "crbm", "relu_rbm", "structured_crbm"]
 
 
 def blocks(model):

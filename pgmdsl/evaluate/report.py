@@ -106,8 +106,10 @@ def evaluate_stack(stack, sets: dict, ais_runs: int = 100, distributions: int | 
     fitted to `reference`, default the first set, passed up the stack)."""
     from ..runtime.recipes.updown import reconstruction
 
-    check_options(ais_runs, distributions, 0, 1, stack.levels[-1])
     sets = {name: rows for name, rows in sets.items() if rows is not None}
+    if stack.pooled:
+        return _evaluate_pooled_stack(stack, sets, ais_runs, distributions, force_exact, reference, seed, progress)
+    check_options(ais_runs, distributions, 0, 1, stack.levels[-1])
     base = top_rows(stack, reference if reference is not None else next(iter(sets.values())))
     result = {"log_z": _log_z(stack.levels[-1], base, ais_runs, distributions, force_exact, seed, progress)}
     log_z = result["log_z"]["value"]
@@ -120,6 +122,26 @@ def evaluate_stack(stack, sets: dict, ais_runs: int = 100, distributions: int | 
                 metrics["log_likelihood"] = float(np.mean(exact_stack_log_likelihood(stack, rows, log_z)))
             except DSLError:
                 pass  # too many hidden states: the bound is the figure
+        result[name] = metrics
+    return result
+
+
+def _evaluate_pooled_stack(stack, sets: dict, ais_runs, distributions, force_exact, reference, seed, progress) -> dict:
+    """A convolutional DBN's metrics: the stack bound needs p(h | p), which a pooled level does not give, so the
+    figures are the bottom level's own log-likelihood (a density on the data; log Z exact or by AIS) and the
+    reconstruction error of the up pass and the top-down pass (runtime.stack.CompiledStack.down)."""
+    from ..runtime.recipes.updown import reconstruction
+
+    bottom = stack.levels[0]
+    check_options(ais_runs, distributions, 0, 1, bottom)
+    base = bottom_rows(stack, reference if reference is not None else next(iter(sets.values())))
+    result = {"log_z": {**_log_z(bottom, base, ais_runs, distributions, force_exact, seed, progress), "of": "level 1"}}
+    log_z = result["log_z"]["value"]
+    for name, rows in sets.items():
+        rows = bottom_rows(stack, rows)
+        metrics = {"rows": len(rows), "reconstruction": reconstruction(stack, stack.xp.asarray(rows, dtype=stack.dtype))}
+        if log_z is not None:
+            metrics["level_1_log_likelihood"] = float(np.mean(exact_log_likelihood(bottom, rows, log_z)))
         result[name] = metrics
     return result
 
@@ -153,6 +175,7 @@ def lines(result: dict) -> list[str]:
     text = [f"  log Z                  {log_z['value']:9.4f}  ({how})" if log_z["value"] is not None
             else f"  log Z                  ({how})"]
     labels = {"log_likelihood": "log-likelihood", "log_likelihood_lower_bound": "log-likelihood >=",
+              "level_1_log_likelihood": "log p(v), level 1",
               "pseudo_log_likelihood": "pseudo-log-likelihood", "reconstruction": "reconstruction error",
               "raise_log_likelihood": "log-likelihood RAISE", "accuracy": "accuracy",
               "label_log_likelihood": "log p(label | rest)"}

@@ -30,7 +30,7 @@ from .. import units
 from ..errors import DSLError
 from ..runtime.gpu import to_host
 from ..runtime.numerics import logsumexp
-from ..runtime.stack import CompiledStack, single
+from ..runtime.stack import CompiledStack, meeting, single
 from ..runtime.states import chunks, digits
 from .exact import exact_log_z
 
@@ -47,6 +47,9 @@ def _host(value) -> np.ndarray:
 def _layers(level) -> tuple[str, str]:
     """A level's visible and hidden layer; a level with other layers (inputs, labels) has no stacked conditionals."""
     visible, hidden = single(level, "visible"), single(level, "hidden")
+    if meeting(level) != hidden:
+        raise DSLError(f"the DBN bound is written for levels that meet at their hidden layers; {level.model.name} "
+                       f"hands up its pooling layer {meeting(level)}")
     others = [n for n, info in level.layers.items() if info["role"] != "pooled" and n not in (visible, hidden)]
     if others:
         raise DSLError(f"a DBN level joins one visible and one hidden layer; {level.model.name} also has "

@@ -70,12 +70,21 @@ def _only(entry: StackEntry, role: str):
     return layers[0]
 
 
+def meeting_layer(model):
+    """The layer a stacked model hands up: its hidden layer, or that layer's pooling layer when it is pooled
+    (Lee et al.'s convolutional DBN stacks the next level on the pooling units)."""
+    top = next(layer for layer in model.layers if layer.role == "hidden")
+    return model.layer(top.pooling.into) if top.pooling else top
+
+
 def _check_meeting(lower: StackEntry, upper: StackEntry, number: int) -> None:
-    """Entry `number` (1-based) must end in a hidden layer shaped like the next one's visible layer."""
-    top, bottom = _only(lower, "hidden"), _only(upper, "visible")
+    """Entry `number` (1-based) must end in a hidden (or pooling) layer shaped like the next one's visible layer."""
+    _only(lower, "hidden")
+    top, bottom = meeting_layer(lower.model), _only(upper, "visible")
     if top.shape != bottom.shape:
+        kind = "pooling" if top.role == "pooled" else "hidden"
         raise DSLShapeError(
-            f"stack layers disagree: entry {number} '{lower.model.name}' ends in hidden layer {top.name} of shape "
+            f"stack layers disagree: entry {number} '{lower.model.name}' ends in {kind} layer {top.name} of shape "
             f"{_shape_text(top.shape)} but entry {number + 1} '{upper.model.name}' starts with visible layer "
             f"{bottom.name} of shape {_shape_text(bottom.shape)}",
             upper.span,

@@ -245,8 +245,11 @@ class Compiled:
         method="pt": parallel tempering (runtime.samplers.pt): each step is a sweep of every chain at every
         inverse temperature of the ladder (temperatures=: a count, default 10, geometric from 1 to 0.1, or the
         values, 1.0 among them) and exchanges between neighbours; the chains at inverse temperature 1 are
-        returned. It crosses between modes that plain Gibbs sampling visits rarely."""
+        returned. It crosses between modes that plain Gibbs sampling visits rarely.
+
+        Pooling layers come back with their detectors: each pooling unit the OR of its block."""
         from . import samplers
+        from .pools import with_pools
         from .sampling import gibbs, initial_state
 
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
@@ -259,11 +262,12 @@ class Compiled:
         init = {k: self._rows(k, v, n) for k, v in (init or {}).items()}
         if method != "gibbs":
             settings = {} if temperatures is None else {"temperatures": temperatures}
-            return samplers.run(self, method, int(n), int(steps), rng, {**init, **clamp}, tuple(clamp), **settings)
+            return with_pools(self, samplers.run(self, method, int(n), int(steps), rng, {**init, **clamp},
+                                                 tuple(clamp), **settings))
         if temperatures is not None:
             raise DSLError("sample: temperatures= is for method='pt', not method='gibbs'")
         state = initial_state(self, n, rng, {**init, **clamp})
-        return gibbs(self, state, rng, steps, clamped=tuple(clamp))
+        return with_pools(self, gibbs(self, state, rng, steps, clamped=tuple(clamp)))
 
     def inpaint(self, layer: str, values, known, steps: int = 200, seed: int = 0):
         """Sample the unknown units of `layer` given the known ones (`known`: boolean mask like values)."""
@@ -307,10 +311,13 @@ class Compiled:
         return array
 
     def transform(self, data):
-        """Hidden conditional means given observed data (the features of an RBM)."""
+        """Hidden conditional means given observed data (the features of an RBM); a dict of them for several
+        layers. Pooling layers are among them: P(p = 1 | data), the sum of the block's means."""
+        from .pools import with_pools
         from .train import _Inference, as_data
 
         hidden = _Inference(self, {k: self.xp.asarray(v) for k, v in as_data(self, data).items()}).latent_means()
+        hidden = with_pools(self, hidden)
         return next(iter(hidden.values())) if len(hidden) == 1 else hidden
 
     def reconstruct(self, data):

@@ -17,6 +17,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DSLError
+from .pools import detectors_given_pools, pooling_layers, with_pools
+
+# Gibbs sweeps of a pooled level's visible and detector layers given its pooling units, in the top-down pass
+DOWN_STEPS = 20
 
 
 class CompiledStack:
@@ -43,6 +47,11 @@ class CompiledStack:
         """The levels' backend (numpy or cupy)."""
         return self.levels[0].backend
 
+    @property
+    def pooled(self) -> bool:
+        """Whether a level hands up a pooling layer (a convolutional DBN)."""
+        return any(meeting(level) != single(level, "hidden") for level in self.levels)
+
     def fit(self, data, levels: list[dict] | None = None, validation=None, **options) -> list:
         """Greedy layer-wise training (runtime.recipes.greedy); returns one History per level.
 
@@ -62,17 +71,33 @@ class CompiledStack:
         return updown.fine_tune(self, data, **options)
 
     def up(self, number: int, below):
-        """q(above | below) of level `number`: its hidden means given its visible rows (recognition parameters)."""
+        """q(above | below) of level `number`: its hidden means given its visible rows (recognition parameters);
+        for a pooled level, its pooling units' means (the layer the next level stands on)."""
         level = self.levels[number]
         params = self.recognition[number] or level.params
         visible, hidden = single(level, "visible"), single(level, "hidden")
-        return getattr(level.module, f"mean_{hidden}")(params, {visible: level.xp.asarray(below, dtype=level.dtype)})
+        means = getattr(level.module, f"mean_{hidden}")(params, {visible: level.xp.asarray(below, dtype=level.dtype)})
+        return with_pools(level, {hidden: means}).get(meeting(level), means)
 
-    def down(self, number: int, above):
-        """p(below | above) of level `number`: its visible means given its hidden rows (generative parameters)."""
+    def down(self, number: int, above, rng=None, steps: int = DOWN_STEPS):
+        """p(below | above) of level `number`: its visible means given its hidden rows (generative parameters).
+
+        A pooled level is given its pooling units (probabilities are drawn first): its visible layer and
+        detectors are then drawn from the level's conditional given them, by `steps` Gibbs sweeps of h | v, p and
+        v | h, and the visible means given the last h are returned.
+        """
         level = self.levels[number]
         visible, hidden = single(level, "visible"), single(level, "hidden")
-        return level.module_mean(visible, {hidden: level.xp.asarray(above, dtype=level.dtype)})
+        above = level.xp.asarray(above, dtype=level.dtype)
+        if meeting(level) == hidden:
+            return level.module_mean(visible, {hidden: above})
+        rng = level.random(0) if rng is None else rng
+        pooled = level.module.bernoulli(above, rng)
+        state = {visible: level.xp.zeros((len(above),) + tuple(level.layers[visible]["shape"]), dtype=level.dtype)}
+        for _ in range(steps):
+            state[hidden] = detectors_given_pools(level, state, pooled, rng)
+            state[visible] = level.module_sample(visible, state, rng)
+        return level.module_mean(visible, {hidden: state[hidden]})
 
     def transform(self, data):
         """Bottom-up recognition means through every level: the top layer's features."""
@@ -81,13 +106,17 @@ class CompiledStack:
         return np.asarray(data.get() if hasattr(data, "get") else data)
 
     def sample(self, n: int, steps: int = 1000, seed: int = 0):
-        """Gibbs chains in the top model, then one top-down pass of conditional means."""
+        """Gibbs chains in the top model, then one top-down pass of conditional means (through pooled levels by
+        their conditionals given the pooling units: `down`)."""
         top = self.levels[-1]
         state = top.sample(n, steps=steps, seed=seed)
         below = state[single(top, "visible")]
+        rng = top.random(seed + 1)
         for number in reversed(range(len(self.levels) - 1)):
-            below = self.down(number, below)
+            below = self.down(number, below, rng)
         return below
+
+
 
     def save(self, path):
         """Every level's parameters and recognition parameters, with the stack's .dgm files, in one .npz."""
@@ -97,6 +126,12 @@ class CompiledStack:
 
     def __repr__(self) -> str:
         return f"<CompiledStack {self.model.name}: {len(self.levels)} levels, backend={self.backend} dtype={self.dtype}>"
+
+
+def meeting(compiled) -> str:
+    """The layer a level hands up: its hidden layer, or that layer's pooling layer (ir.stack.meeting_layer)."""
+    hidden = single(compiled, "hidden")
+    return next((name for name, (detector, _) in pooling_layers(compiled).items() if detector == hidden), hidden)
 
 
 def single(compiled, role: str) -> str:

@@ -37,6 +37,7 @@ from .fused import FusedStep, fused_reason
 from .initialize import constrain, initial_value
 from .labels import label_metrics, label_states
 from .options import options as make_options
+from .pools import pooling_layers, with_pools
 from .gpu import to_host as _host
 from . import samplers, warned
 from .threads import blas_threads, update_products
@@ -393,13 +394,19 @@ class Trainer:
         return {k: v for k, v in state.items() if k not in self.c.marginalised}
 
     def sparsity(self, positive: dict, lr: float) -> None:
-        """Lee, Ekanadham and Ng (2008): push each hidden unit's mean activity towards the target."""
+        """Lee, Ekanadham and Ng (2008): push each hidden unit's mean activity towards the target.
+
+        A pooling layer (Lee et al. 2009's target on the pooling units) is pushed through its detectors' bias,
+        its activity the block sums of their means; it takes a target only when named (sparsity_target={"p": ..}),
+        a single target being the detectors'."""
         o, xp = self.options, self.c.xp
+        pools = pooling_layers(self.c)
         for layer, (bias, axes) in self.biases.items():
             target = o.sparsity_of(layer)
-            if target is None:
+            if target is None or (layer in pools and not isinstance(o.sparsity_target, dict)):
                 continue
-            activity = xp.mean(positive[layer], axis=(0,) + axes)
+            means = with_pools(self.c, dict(positive))[layer] if layer in pools else positive[layer]
+            activity = xp.mean(means, axis=(0,) + axes)
             running = self.activity.get(layer)
             running = activity if running is None else o.sparsity_decay * xp.asarray(running) + (1 - o.sparsity_decay) * activity
             self.activity[layer] = running
@@ -521,10 +528,10 @@ def _hidden_biases(compiled) -> dict:
     found = {}
     for term in compiled.model.terms:
         for summand in term.summands:
-            node = summand.expr.operand if isinstance(summand.expr, ir.Neg) else None
-            if not isinstance(node, ir.Mul) or len(node.factors) != 2 or not all(isinstance(f, ir.Ref) for f in node.factors):
+            factors, negative = _signed_factors(summand.expr)
+            if not negative or len(factors) != 2 or not all(isinstance(f, ir.Ref) for f in factors):
                 continue
-            refs = {f.kind: f for f in node.factors}
+            refs = {f.kind: f for f in factors}
             if set(refs) != {"param", "layer"}:
                 continue
             layer, param = refs["layer"], refs["param"]
@@ -536,7 +543,28 @@ def _hidden_biases(compiled) -> dict:
             if None in names or None in bias_names or names[: len(bias_names)] != bias_names:
                 continue
             found[layer.name] = (param.name, tuple(range(1 + len(bias_names), 1 + len(names))))
+    for name, (detector, _) in pooling_layers(compiled).items():  # a pooling layer moves with its detectors' bias
+        if detector in found:
+            found[name] = found[detector]
     return found
+
+
+def _signed_factors(expr) -> tuple[list, bool]:
+    """The factors of a product and whether its sign is negative: -b[k]*h[k] parses as (-b[k])*h[k] in a term
+    line and as -(b[k]*h[k]) in a sum, and both are a bias."""
+    from ..ir import expr as ir
+
+    if isinstance(expr, ir.Neg):
+        factors, negative = _signed_factors(expr.operand)
+        return factors, not negative
+    if isinstance(expr, ir.Mul):
+        factors, negative = [], False
+        for factor in expr.factors:
+            inner, sign = _signed_factors(factor)
+            factors += inner
+            negative ^= sign
+        return factors, negative
+    return [expr], False
 
 
 def _monitors(monitor) -> dict:

@@ -25,6 +25,7 @@ import sympy
 from .. import units
 from ..errors import DSLUnsupportedError
 from ..ir.expr import Affine
+from ..ir import pooling
 from ..ir.graph import GibbsStep
 from ..ir.model import ModelIR
 from .kernels import Compute, Covariance, Derivation, LayerKernel, Marginalisation, Program, Reduction
@@ -149,6 +150,7 @@ def _display(form: ScalarForm, expr: sympy.Expr) -> str:
 
 
 def derive(model: ModelIR, schedule: tuple[GibbsStep, ...]) -> Derivation:
+    model = pooling.expand(model)  # pooling units as the sums of their blocks: terms on them become terms on h
     ctx = Context(model)
     energy: list[Reduction] = []
     forms: list[ScalarForm] = []

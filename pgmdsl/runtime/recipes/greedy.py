@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import DSLError
+from ..stack import meeting
 
 
 def per_level(levels: int, shared: dict, each: list[dict] | None = None) -> list[dict]:
@@ -44,6 +45,8 @@ def stack(levels: list, data, options: list[dict], validation=None, callbacks_fo
 
 
 def features(level, rows):
-    """The level's hidden conditional means of `rows`, on the host: the next level's training data."""
+    """The level's hidden conditional means of `rows` (of its pooling units, for a pooled level), on the host:
+    the next level's training data."""
     values = level.transform(rows)
+    values = values[meeting(level)] if isinstance(values, dict) else values
     return np.asarray(values.get() if hasattr(values, "get") else values)
