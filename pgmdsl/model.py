@@ -119,17 +119,27 @@ class Model:
 
 
 def _stack_graph(entries: tuple[Model, ...]) -> nx.Graph:
-    """A DBN's graph: level layers v, h1, h2...; all but the top pair directed."""
+    """A DBN's graph: level layers v, h1, h2...; all but the top pair directed. A pooled level's detectors are
+    d1, d2...: its pooling layer is the level (convolutional DBN)."""
     graph = nx.Graph()
     levels = [entries[0].ir.layers[0].name] + [f"h{k + 1}" for k in range(len(entries))]
     for k, entry in enumerate(entries):
         renames = {}
         for layer in entry.layers:
-            level = levels[k] if layer.role == "visible" else levels[k + 1]
+            level = levels[k] if layer.role == "visible" else f"d{k + 1}" if layer.pooling else levels[k + 1]
             renames[layer.name] = level
-            graph.add_node(layer_node(level), kind="layer", name=level, role="visible" if level == levels[0] else "hidden",
-                           unit=layer.unit, shape=layer.shape)
+            role = "visible" if level == levels[0] else "pooled" if layer.role == "pooled" else "hidden"
+            if layer_node(level) not in graph:  # the layer two levels meet at is added by the lower one
+                graph.add_node(layer_node(level), kind="layer", name=level, role=role, unit=layer.unit,
+                               shape=layer.shape)
         directed = k < len(entries) - 1
+        for layer in entry.layers:
+            if layer.pooling:  # the pooling constraint as a factor: p is the OR of each block of the detectors
+                name = f"{entry.name}{k + 1}.pooling"
+                graph.add_node(term_node(name), kind="term", name=name, params=(), line=layer.span.line,
+                               expression=f"{layer.pooling.into} = max of {layer.name}'s blocks", directed=False)
+                graph.add_edge(term_node(name), layer_node(renames[layer.name]))
+                graph.add_edge(term_node(name), layer_node(renames[layer.pooling.into]))
         for node, data in entry.graph.nodes(data=True):
             if data["kind"] != "term":
                 continue

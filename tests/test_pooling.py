@@ -214,3 +214,11 @@ def test_conv_dbn_from_the_command_line_draws_both_levels_filters(tmp_path, caps
     with pytest.raises(SystemExit):
         main(["train", "conv_rbm", "--data", "digits-binary", "--sparsity-target", "h=oops", "-o", str(tmp_path / "x")])
     assert "argument --sparsity-target: 'h=oops' is not a rate" in capsys.readouterr().err
+
+
+def test_conv_dbn_graph_keeps_detectors_and_pooling_layers_apart():
+    graph = pgmdsl.load("conv_dbn", **TINY_DBN).graph
+    assert graph.nodes[("layer", "d1")]["shape"] == (3, 6, 6) and graph.nodes[("layer", "h1")]["shape"] == (3, 3, 3)
+    assert graph.nodes[("layer", "h1")]["role"] == "pooled"
+    assert set(graph.neighbors(("term", "conv_rbm1.pooling"))) == {("layer", "d1"), ("layer", "h1")}
+    assert ("layer", "h1") in set(graph.neighbors(("term", "conv_rbm2.interaction")))
