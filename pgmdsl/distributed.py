@@ -141,6 +141,27 @@ def map_chains(client, compiled, kind: str, bases: dict, betas: np.ndarray, seed
     return np.concatenate(client.gather(futures))
 
 
+# ---- exact enumeration: the states split into tasks ----
+
+def _enumeration_task(payload: bytes, fixed: dict, span: range, memory: int | None) -> np.ndarray:
+    """On a worker: the log sum of exp(-F) over the states numbered in `span` (evaluate.exact.log_sums_of_span)."""
+    from .evaluate.exact import log_sums_of_span
+
+    return log_sums_of_span(loaded(payload), fixed, span, memory)
+
+
+def map_enumeration(client, compiled, fixed: dict, memory: int | None = None) -> np.ndarray:
+    """exact log Z's sums with the numbered states in one contiguous range per worker thread; the partial log sums
+    (one per row of `fixed`, input rows, or one) added here."""
+    from .evaluate.exact import state_count
+
+    require_dask()
+    payload = client.scatter(model_bytes(compiled), broadcast=True)
+    futures = [client.submit(_enumeration_task, payload, fixed, span, memory, pure=False)
+               for span in split(state_count(compiled), worker_threads(client))]
+    return np.logaddexp.reduce(np.stack(client.gather(futures)), axis=0)
+
+
 # ---- sweeps ----
 
 TRAINING_VALUES = {  # grid keys that are fit options, with how a value is read; any other key is a model size

@@ -89,6 +89,17 @@ def test_distributed_ais_equals_the_serial_estimate_for_one_and_two_workers(clie
         assert estimate.log_z_base == serial.log_z_base
 
 
+def test_distributed_exact_log_z_equals_the_serial_enumeration(client):
+    """The numbered states split over the workers: the same log Z to rounding, also per input row and pooled."""
+    c = random_rbm(nv=5, nh=7)
+    assert abs(exact_log_z(c, client=client) - exact_log_z(c)) < 1e-12
+    crbm = pgmdsl.load("crbm", nv=3, nh=3, order=1).compile(dtype="float64")
+    inputs = {"past": np.random.default_rng(2).normal(size=(4, 1, 3))}
+    np.testing.assert_allclose(exact_log_z(crbm, inputs, client=client), exact_log_z(crbm, inputs), rtol=0, atol=1e-12)
+    conv = pgmdsl.load("conv_rbm", C=1, NV=4, K=2, NW=3, pool=2).compile(dtype="float64")
+    assert abs(exact_log_z(conv, client=client, memory=4096) - exact_log_z(conv)) < 1e-12
+
+
 def test_distributed_raise_equals_the_serial_estimate(client):
     c, data = random_rbm(seed=2), binary_rows(30, seed=3)
     rows, schedule = data[:5], np.linspace(0, 1, 201)

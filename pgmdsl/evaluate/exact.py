@@ -94,10 +94,14 @@ def chunk_shape(compiled, summed: tuple[str, ...], layers: list, rows: int, memo
     return max(1, min(rows, pairs // per_chunk)), per_chunk
 
 
-def exact_log_z(compiled, inputs: dict | None = None, max_states: int = MAX_STATES, memory: int | None = None):
+def exact_log_z(compiled, inputs: dict | None = None, max_states: int = MAX_STATES, memory: int | None = None,
+                client=None):
     """log Z, exactly. For a conditional model (input layers) give `inputs`: one log Z per row.
 
     memory: bytes of work arrays per chunk (None: EVALUATION_MEMORY; see the module docstring).
+    client: a dask.distributed Client: the states are numbered and split into one contiguous range per worker
+    thread (pgmdsl.distributed.map_enumeration), each summed where it runs; the partial sums are added here, so
+    the result is the serial one to rounding for any number of workers.
     """
     input_layers = [n for n, info in compiled.layers.items() if info["role"] == "input"]
     if input_layers and inputs is None:
@@ -109,14 +113,31 @@ def exact_log_z(compiled, inputs: dict | None = None, max_states: int = MAX_STAT
             f"exact log Z of {compiled.model.name} needs {states:.3g} states (2^{log2_count(layers):.1f}), more than "
             f"max_states={max_states:.3g}; use ais"
         )
-    if not input_layers:
-        return float(_log_sums(compiled, summed, layers, {}, memory)[0])
-    return _log_sums(compiled, summed, layers, {k: np.asarray(v, dtype=compiled.dtype) for k, v in inputs.items()},
-                     memory)
+    fixed = {k: np.asarray(v, dtype=compiled.dtype) for k, v in (inputs or {}).items()}
+    if client is not None:
+        from ..distributed import map_enumeration
+
+        sums = map_enumeration(client, compiled, fixed, memory)
+    else:
+        sums = _log_sums(compiled, summed, layers, fixed, memory)
+    return float(sums[0]) if not input_layers else sums
 
 
-def _log_sums(compiled, summed, layers, fixed: dict, memory: int | None) -> np.ndarray:
-    """log of the sum over the states of `layers` of exp(-F), for each row of `fixed` (no layers: one row).
+def log_sums_of_span(compiled, fixed: dict, span: range, memory: int | None) -> np.ndarray:
+    """One task's share of exact_log_z: the log sum over the states numbered in `span`, for each row of `fixed`."""
+    summed, layers = cheapest(compiled)
+    return _log_sums(compiled, summed, layers, fixed, memory, span)
+
+
+def state_count(compiled) -> int:
+    """How many states exact_log_z enumerates (the cheapest free energy's kept layers)."""
+    _, layers = cheapest(compiled)
+    return prod(d.count for d in layers)
+
+
+def _log_sums(compiled, summed, layers, fixed: dict, memory: int | None, span: range | None = None) -> np.ndarray:
+    """log of the sum over the states of `layers` (those numbered in `span`, default all) of exp(-F), for each row
+    of `fixed` (no layers: one row).
 
     States are decoded once per chunk of them; the rows beside each chunk go
     through in chunks too, so every free-energy call sees at most
@@ -125,7 +146,7 @@ def _log_sums(compiled, summed, layers, fixed: dict, memory: int | None) -> np.n
     rows = len(next(iter(fixed.values()))) if fixed else 1
     row_chunk, state_chunk = chunk_shape(compiled, summed, layers, rows, memory)
     result = np.full(rows, -np.inf)
-    for state in chunks(layers, state_chunk):
+    for state in chunks(layers, state_chunk, span):
         count = len(next(iter(state.values()))) if state else 1
         state = {k: np.asarray(v, dtype=compiled.dtype) for k, v in state.items()}
         for start in range(0, rows, row_chunk):

@@ -48,11 +48,12 @@ def log2_count(layers: list[Digits]) -> float:
     return float(sum(log2(radix) for d in layers for radix in d.radices))
 
 
-def chunks(layers: list[Digits], size: int = 1 << 16):
-    """Yield dicts of layer -> array of states, `size` configurations at a time."""
-    total = prod(d.count for d in layers)
-    for start in range(0, total, size):
-        index = np.arange(start, min(start + size, total), dtype=np.int64)
+def chunks(layers: list[Digits], size: int = 1 << 16, span: range | None = None):
+    """Yield dicts of layer -> array of states, `size` configurations at a time: those numbered in `span`
+    (default all of them; a range of them is one task's share of a distributed enumeration)."""
+    span = range(prod(d.count for d in layers)) if span is None else span
+    for start in range(span.start, span.stop, size):
+        index = np.arange(start, min(start + size, span.stop), dtype=np.int64)
         state = {}
         for d in layers:
             index, own = np.divmod(index, d.count)
