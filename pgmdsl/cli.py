@@ -885,7 +885,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="L2 penalty on weight matrices (default 0; 2e-4 for the dbm recipe)")
     parser.add_argument("--sparsity-target", type=_sparsity_targets, default=None, metavar="RATE|LAYER=RATE,...",
                         help="the mean activation each binary hidden layer's bias is pulled to (Lee et al. 2008), or "
-                             "one per layer: h=0.05 (a pooling layer by name: p=0.2); default none, 0.05 for the "
+                             "one per layer: h=0.05 (a pooling layer by name: p=0.2); default none, 0.02 for the "
                              "detectors of convolutional models (the convolutional recipe)")
     parser.add_argument("--sparsity-cost", type=float, default=None,
                         help="the strength of that pull, a multiplier of the learning rate (default 1 with "
