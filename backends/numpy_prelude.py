@@ -1,4 +1,5 @@
 # ---- prelude: numerically stable kernels and samplers (pgmdsl numpy backend) ----
+import threading
 from itertools import product
 
 
@@ -110,36 +111,123 @@ def pooled_probabilities(field, pool):
     return e / (off + xp.sum(e, axis=-1, keepdims=True)), off / (off + xp.sum(e, axis=-1, keepdims=True))
 
 
+def _positions(x, pool):
+    """The strided views x[..., i::ph, j::pw], one per position in a block, in _blocks' (row-major) order."""
+    return [x[(Ellipsis,) + tuple(slice(o, None, size) for o, size in zip(offsets, pool))]
+            for offsets in product(*(range(size) for size in pool))]
+
+
+def _block_reduce(ufunc, x, pool):
+    """ufunc (add, maximum) over each pooling block, one pooled axis at a time, outermost first.
+
+    Pairs of strided slices with the rows left whole: reductions over a tiny
+    trailing axis (a block moved last) run a short inner loop per block and
+    were 5-10x slower.
+    """
+    k = len(pool)
+    for a, size in enumerate(pool):
+        axis = x.ndim - k + a
+        parts = [x[(slice(None),) * axis + (slice(o, None, size),)] for o in range(size)]
+        acc = ufunc(parts[0], parts[1]) if size > 1 else xp.array(parts[0], copy=True)
+        for part in parts[2:]:
+            ufunc(acc, part, out=acc)
+        x = acc
+    return x
+
+
+def _split(shape, pool):
+    """shape with every pooled axis but the last split into (blocks, size), so _spread's values broadcast."""
+    k = len(pool)
+    split = tuple(shape[: len(shape) - k])
+    for extent, size in zip(shape[len(shape) - k: -1], pool[:-1]):
+        split += (extent // size, size)
+    return split + (shape[-1],)
+
+
+def _spread(d, pool):
+    """Block values d (..., H/ph, W/pw) against _split's shape: repeated along the last axis, broadcast on the rest.
+
+    The last axis stays long and contiguous, so the arithmetic over the
+    detector units keeps NumPy's fast inner loops.
+    """
+    d = xp.repeat(d, pool[-1], axis=-1)
+    return d[(Ellipsis,) + (slice(None), None) * (len(pool) - 1) + (slice(None),)]
+
+
+def _memory_order(x, pool):
+    """Axes of x with the leading (non-pooled) ones in memory order: x.transpose(order) is C-ordered when x is
+    a permuted C array (a field straight from a GEMM), so pooled work reads and returns it without a copy."""
+    lead = x.ndim - len(pool)
+    return sorted(range(lead), key=lambda a: -abs(x.strides[a])) + list(range(lead, x.ndim))
+
+
+def _inverse(order):
+    return tuple(sorted(range(len(order)), key=order.__getitem__))
+
+
+def _pooled_weights(field, pool):
+    """exp(field - t) in _split's shape (a new C-ordered array), each block's exp(-t) + their sum, and t.
+
+    t = max(0, the block's largest field) keeps exp from overflowing; 'all off' has weight exp(-t).
+    """
+    top = xp.maximum(_block_reduce(xp.maximum, field, pool), 0)
+    top = xp.where(xp.isfinite(top), top, 0)
+    e = xp.subtract(field.reshape(_split(field.shape, pool)), _spread(top, pool))
+    xp.exp(e, out=e)
+    total = xp.exp(-top)
+    total += _block_reduce(xp.add, e.reshape(field.shape), pool)
+    return e, total, top
+
+
 def pooled_mean(field, pool):
-    probabilities, _ = pooled_probabilities(field, pool)
-    return _unblocks(probabilities, field.shape, pool)
+    """P(unit on): exp(field) / (1 + the block's sum of exp(field)), per pooling block; laid out as field is."""
+    order = _memory_order(field, pool)
+    field = field.transpose(order)
+    e, total, _ = _pooled_weights(field, pool)
+    e /= _spread(total, pool)
+    return e.reshape(field.shape).transpose(_inverse(order))
+
+
+def _pooled_choice(probabilities, pool, rng):
+    """One categorical draw per block: unit i on when cum_(i-1) < u <= cum_i; 'all off' when u is past them all.
+
+    One uniform per block (the same draws, in the same order, as categorical
+    over the blocks with 'off' last), compared against the running sums of
+    the ph*pw positions.
+    """
+    out = xp.zeros_like(probabilities)  # laid out as the means are, so the next product reads it without a copy
+    cum = below = u = None
+    for position, drawn in zip(_positions(probabilities, pool), _positions(out, pool)):
+        if u is None:
+            u = rng.random(position.shape, dtype=probabilities.dtype)
+            cum = xp.array(position, copy=True)
+        else:
+            cum += position
+        now = u <= cum
+        drawn[...] = now if below is None else now > below
+        below = now
+    return out
 
 
 def pooled_sample(field, pool, rng):
-    probabilities, off = pooled_probabilities(field, pool)
-    with_off = xp.concatenate([probabilities, off], axis=-1)
-    draw = categorical(with_off, rng)[..., :-1]
-    return _unblocks(draw, field.shape, pool)
+    """Draw detector units from their fields: at most one on per block; laid out as field is."""
+    return _pooled_choice(pooled_mean(field, pool), pool, rng)
 
 
 def pooled_draw(mean, pool, rng):
     """Draw pooled detector units from their conditional means (the rest of each block is 'off')."""
-    blocks = _blocks(mean, pool)
-    off = xp.clip(1 - xp.sum(blocks, axis=-1, keepdims=True), 0, 1)
-    draw = categorical(xp.concatenate([blocks, off], axis=-1), rng)[..., :-1]
-    return _unblocks(draw, mean.shape, pool)
+    return _pooled_choice(mean, pool, rng)
 
 
 def pooled_units(x, pool):
     """The pooling units of detector units x (or their means): each block's sum, the OR of a block with one unit on."""
-    return xp.sum(_blocks(x, pool), axis=-1)
+    return _block_reduce(xp.add, x, pool)
 
 
 def pooled_log_partition(field, pool):
     """log(1 + sum of exp(field)) over each block."""
-    blocks = _blocks(field, pool)
-    zeros = xp.zeros(blocks.shape[:-1] + (1,), dtype=blocks.dtype)
-    return logsumexp(xp.concatenate([blocks, zeros], axis=-1), axis=-1)
+    _, total, top = _pooled_weights(field, pool)
+    return xp.log(total) + top
 
 
 def diagonal(d):
@@ -268,6 +356,38 @@ def gaussian_joint_log_partition(field, precision, chol=None, overwrite=False):
     return 0.5 * xp.sum(y * y, axis=-1) - 0.5 * log_det + 0.5 * field.shape[-1] * xp.log(2 * xp.pi)
 
 
+# Patch matrices kept for reuse, per thread: (a copy of the source, its specs, batched, order, the matrix).
+_PATCHES = threading.local()
+PATCH_ENTRIES = 3  # matrices kept: a CD step's two phases and the one before (least recently used dropped first)
+PATCH_BYTES = 1 << 28  # and at most this many bytes of them
+
+
+def patches(x, specs, batched, order):
+    """x read at affine indices as a C-ordered patch matrix (im2col), its axes permuted by `order`.
+
+    A CD step reads the same visible rows into patches three times (the data
+    phase's hidden field, the statistics; the model phase's likewise): the
+    matrix, 81 times the rows for 9x9 filters, is kept and handed out again
+    while a later call's x holds the same values, which is checked against a
+    copy of the source (equality of every entry: a few hundredths of the
+    build's time), never assumed from the array's identity, so a source
+    changed in place is read afresh. Callers only read the matrix.
+    """
+    kept = _PATCHES.__dict__.setdefault("entries", [])
+    for number in range(len(kept) - 1, -1, -1):  # the most recent first
+        source, *settings, built = kept[number]
+        if settings == [specs, batched, order] and source.shape == x.shape and source.dtype == x.dtype \
+                and bool(xp.array_equal(source, x)):
+            kept.append(kept.pop(number))
+            return built
+    built = xp.ascontiguousarray(unfold(x, specs, batched).transpose(order))
+    if built.nbytes <= PATCH_BYTES:
+        kept.append((xp.array(x, copy=True), specs, batched, order, built))
+        while len(kept) > PATCH_ENTRIES or sum(entry[-1].nbytes for entry in kept) > PATCH_BYTES:
+            kept.pop(0)
+    return built
+
+
 def unfold(x, specs, batched):
     """Read x at affine indices: sliding windows for y + r, strides for 2*y, fixed entries for constants."""
     lead = 1 if batched else 0
@@ -305,11 +425,15 @@ def _axis_index(spec, shift):
 
 
 def fold(g, shape, specs, batched):
-    """The adjoint of unfold: add each window's values back where they were read."""
-    lead = g.shape[:1] if batched else ()
-    out = xp.zeros(lead + tuple(shape), dtype=g.dtype)
+    """The adjoint of unfold (col2im): add each window offset's values back where they were read.
+
+    g's axes: the window offsets first, then the batch, then the other axes
+    as unfold leaves them; each offset's values, g[offsets], are then one
+    contiguous block, added with one call (not a strided gather per offset).
+    """
     widths = [spec[4] for spec in specs if spec and spec[0] == "window"]
-    outer = len(lead) + sum(1 for spec in specs if not (spec and spec[0] == "at"))
+    lead = tuple(g.shape[len(widths): len(widths) + 1]) if batched else ()
+    out = xp.zeros(lead + tuple(shape), dtype=g.dtype)
     for offsets in product(*(range(w) for w in widths)):
         index, k = [slice(None)] * len(lead), 0
         for spec in specs:
@@ -317,7 +441,7 @@ def fold(g, shape, specs, batched):
             if spec and spec[0] == "window":
                 shift, k = offsets[k], k + 1
             index.append(_axis_index(spec, shift))
-        out[tuple(index)] += g[(slice(None),) * outer + tuple(offsets)]
+        out[tuple(index)] += g[offsets]
     return out
 
 

@@ -46,7 +46,8 @@ def test_choose_picks_the_sequence_recipe_by_structure():
     assert recipes.choose(motion()) is recipes.SEQUENCE
     assert recipes.choose(pgmdsl.load("rbm")) is recipes.DEFAULT
     assert recipes.choose(pgmdsl.load("structured_crbm")) is recipes.DEFAULT
-    assert set(recipes.RECIPES) == {"default", "sequence", "dbm", "joint", "greedy", "updown"}
+    assert set(recipes.RECIPES) == {"default", "sequence", "dbm", "convolutional", "joint", "greedy", "updown"}
+    assert recipes.choose(pgmdsl.load("conv_rbm")) is recipes.CONVOLUTIONAL
 
 
 def test_fill_keeps_what_was_given_and_fills_the_rest():

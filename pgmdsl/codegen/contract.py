@@ -2,12 +2,16 @@
 
 A reduction `out[o] = sum_rest expr(atoms)` is split into its numeric
 coefficient and factors. Each factor is an array over some indices: an atom
-(unfolded into sliding windows when read at affine indices), a power of one,
-or an elementwise expression over the union of its atoms' indices. The
-factors are contracted pairwise in an order chosen here, at compile time
-(smallest intermediate first), each pair printed as a matrix product,
-tensordot or einsum. An output at affine indices (the field of a convolved
-layer) is folded back: the adjoint of the unfold.
+(read at affine indices: its patch matrix, the sliding windows copied once
+into a contiguous array, im2col), a power of one, or an elementwise
+expression over the union of its atoms' indices. The factors are contracted
+pairwise in an order chosen here, at compile time, by an estimate of each
+pair's time (`pair_cost`: matrix products at BLAS rates, batched einsums at
+loop rates, elementwise products at memory rates), each pair printed as a
+matrix product, tensordot (placed so that the patch matrix reshapes without
+a copy: one GEMM) or einsum. An output at affine indices (the field of a
+convolved layer) is folded back, col2im: the adjoint of the unfold, with
+the window offsets as the leading axes so each offset adds one block.
 """
 
 from __future__ import annotations
@@ -24,6 +28,11 @@ from ..symbolic.scalar import Atom
 
 BATCH = "#batch"
 BATCH_SIZE = 100  # a typical batch, for planning the contraction order
+
+# Nanoseconds per unit of work on the CPUs the project runs on (docs/performance.md, bench/conv.py):
+GEMM_FLOP = 0.01  # a multiply-add in a BLAS matrix product is two flops at about 100-200 GFLOP/s
+LOOP_TERM = 2.0  # a term of a batched einsum, which NumPy loops over without BLAS
+ELEMENT = 1.0  # an element written by an elementwise product or read by a copy
 
 
 @dataclass
@@ -68,6 +77,7 @@ class ReductionWriter:
     def __init__(self, function, printer):
         self.function = function  # has .line(text), .temp(stem) and .array(atom) -> code
         self.printer = printer
+        self.patches: dict[tuple, Operand] = {}  # (array, specs) -> its patch matrix, built once per function
 
     def write(self, reduction: Reduction, weights: str | None = None) -> str:
         """Lines for the reduction; returns the code of the result (batch axis first if kept)."""
@@ -93,15 +103,18 @@ class ReductionWriter:
         if reduction.batch == "sum" and batched:
             kept_operands.append(Operand(weights, (BATCH,)))
         present = tuple(n for n in output if any(n in op.indices for op in kept_operands))
-        if kept_operands and present != output:
-            # spread along the axes the summand does not mention: a field or statistic has its layer's full
-            # shape (a length-1 axis would broadcast in arithmetic but give means of the wrong shape), and a
-            # folded output needs every axis
+        folded = any(spec is not None for spec in specs)
+        spread = kept_operands and present != output
+        if spread and folded:
+            # spread along the axes the summand does not mention: a folded output needs every axis
             for name in out_names:
                 if name not in present:
                     kept_operands.append(Operand(f"xp.ones({extents[name]}, dtype=DTYPE)", (name,)))
-            present = output
-        code = self._contract(kept_operands, present, extents)
+            present, spread = output, False
+        windows = {n for affine in reduction.output for n in axis_spec(affine, extents)[2]}
+        target = tuple(n for n in present if n in windows) + tuple(n for n in present if n not in windows) \
+            if folded else present
+        code = self._contract(kept_operands, target, extents)
         multiplicity = prod(extents[n] for n in form.extents if n not in output and not any(n in o.indices for o in kept_operands))
         scale = coefficient * constant * multiplicity
         if code is None:
@@ -111,7 +124,15 @@ class ReductionWriter:
             code = f"-{_wrap(code)}"
         elif scale != 1:
             code = f"{self.printer.doprint(scale)}*{_wrap(code)}"
-        if any(spec is not None for spec in specs):
+        if spread:
+            # a field or statistic has its layer's full shape (a length-1 axis would broadcast in arithmetic but
+            # give means of the wrong shape): the axes the summand does not mention are a read-only broadcast
+            # view, no array of ones multiplied out (a bias term's field costs nothing until it is added)
+            view = self.function.temp("t")
+            self.function.line(f"{view} = {_broadcast(code, present, output)}")
+            lead = f"{view}.shape[:1] + " if output[:1] == (BATCH,) else ""
+            code = f"xp.broadcast_to({view}, {lead}{tuple(extents[n] for n in out_names)!r})"
+        if folded:
             missing = [n for n in out_names if not any(n in o.indices for o in kept_operands)]
             if missing:
                 raise DSLUnsupportedError(f"cannot fold an output that does not depend on {missing}")
@@ -149,9 +170,18 @@ class ReductionWriter:
             raise DSLUnsupportedError(f"{atom} repeats an index: diagonals are not supported")
         if all(spec is None for spec in specs):
             return Operand(code, lead + names)
-        variable = self.function.temp(f"{atom.name}_windows")
-        self.function.line(f"{variable} = unfold({code}, {specs!r}, {atom.batched})")
-        return Operand(variable, lead + names)
+        key = (code, specs, atom.batched)
+        if key in self.patches and atom.kind in ("param", "layer", "let"):  # names assigned once in a function
+            return self.patches[key]
+        indices = lead + names
+        order = patch_order(specs, indices, len(lead))
+        variable = self.function.temp(f"{atom.name}_patches")
+        self.function.line(f"{variable} = patches({code}, {specs!r}, {atom.batched}, "
+                           f"{tuple(indices.index(i) for i in order)})")
+        if atom.batched:
+            self.function.batched_patches = True
+        self.patches[key] = Operand(variable, order)
+        return self.patches[key]
 
     def _elementwise(self, factor, symbols, atoms, extents) -> Operand:
         operands = {s: self._atom(atoms[s], extents) for s in sorted(symbols, key=str)}
@@ -183,7 +213,7 @@ class ReductionWriter:
             a, b = operands[first], operands[second]
             rest = [op for k, op in enumerate(operands) if k not in (first, second)]
             keep = set(output).union(*[op.indices for op in rest]) if rest else set(output)
-            pair = self._pair(a, b, keep, output)
+            pair = self._pair(a, b, keep, output, extents)
             if rest:
                 pair = self._assign(pair)
             operands = rest + [pair]
@@ -209,18 +239,20 @@ class ReductionWriter:
         return Operand(f"{_wrap(op.code)}.sum(axis={axes})", kept)
 
     def _cheapest_pair(self, operands, output, extents):
+        """The pair to contract first: the least estimated time, then the smallest intermediate."""
         best, best_cost = None, None
         for i in range(len(operands)):
             for j in range(i + 1, len(operands)):
                 rest = [op for k, op in enumerate(operands) if k not in (i, j)]
                 needed = set(output).union(*[op.indices for op in rest]) if rest else set(output)
                 union = set(operands[i].indices) | set(operands[j].indices)
-                cost = (prod(extents[n] for n in union & needed), prod(extents[n] for n in union))
+                cost = (pair_cost(operands[i].indices, operands[j].indices, needed, extents),
+                        prod(extents[n] for n in union & needed), prod(extents[n] for n in union))
                 if best_cost is None or cost < best_cost:
                     best, best_cost = (i, j), cost
         return best
 
-    def _pair(self, a: Operand, b: Operand, keep: set[str], output: tuple[str, ...]) -> Operand:
+    def _pair(self, a: Operand, b: Operand, keep: set[str], output: tuple[str, ...], extents) -> Operand:
         """The contraction of two operands, as an expression (matmul, broadcast product, tensordot or einsum)."""
         shared = [i for i in a.indices if i in b.indices]
         summed = [i for i in shared if i not in keep]
@@ -240,9 +272,12 @@ class ReductionWriter:
             right = b.code if b.indices[0] == s else f"{_wrap(b.code)}.T"
             return Operand(f"{_wrap(left)} @ {_wrap(right)}", rest_a + rest_b)
         if not (set(shared) - set(summed)):
-            axes = (tuple(a.indices.index(s) for s in summed), tuple(b.indices.index(s) for s in summed))
-            indices = tuple(i for i in a.indices if i not in summed) + tuple(i for i in b.indices if i not in summed)
-            return Operand(f"xp.tensordot({a.code}, {b.code}, axes={axes})", indices)
+            first, second, summed = gemm_placement(a.indices, b.indices, summed, extents)
+            first, second = (a, b) if first == a.indices and second == b.indices else (b, a)
+            axes = (tuple(first.indices.index(s) for s in summed), tuple(second.indices.index(s) for s in summed))
+            indices = tuple(i for i in first.indices if i not in summed) + \
+                tuple(i for i in second.indices if i not in summed)
+            return Operand(f"xp.tensordot({first.code}, {second.code}, axes={axes})", indices)
         result = tuple(sorted(dict.fromkeys(i for i in a.indices + b.indices if i in keep), key=lambda i: order.get(i, 99)))
         letters = _letters(a.indices + b.indices)
         spec = f"{''.join(letters[i] for i in a.indices)},{''.join(letters[i] for i in b.indices)}->{''.join(letters[i] for i in result)}"
@@ -262,6 +297,81 @@ class ReductionWriter:
         letters = _letters(op.indices + output)
         spec = f"{''.join(letters[i] for i in op.indices)}->{''.join(letters[i] for i in output if i in op.indices)}"
         return f"xp.einsum('{spec}', {op.code})"
+
+
+def pair_cost(a: tuple[str, ...], b: tuple[str, ...], needed: set[str], extents) -> float:
+    """Estimated nanoseconds to contract operands indexed by a and b, keeping the indices in `needed`.
+
+    No summed index: an elementwise (broadcast) product, one write per result
+    element. Summed indices and no other shared one: one matrix product
+    (tensordot), 2 flops per term at BLAS rates, plus writing its result.
+    Summed and kept shared indices (the batch of a weighted statistic): a
+    batched einsum, every term looped over without BLAS: 100-200x a GEMM's.
+    """
+    union = set(a) | set(b)
+    shared = set(a) & set(b)
+    summed = shared - needed
+    terms = prod(extents[n] for n in union)
+    result = prod(extents[n] for n in union & needed)
+    if not summed:
+        return result * ELEMENT
+    if shared - summed:
+        return terms * LOOP_TERM
+    return 2 * terms * GEMM_FLOP + result * ELEMENT
+
+
+def gemm_placement(a: tuple[str, ...], b: tuple[str, ...], summed, extents):
+    """(first, second, summed in order) for tensordot(first, second) with as few copies as can be had.
+
+    tensordot views the first operand as (free, summed) and the second as
+    (summed, free); a C-ordered operand whose summed indices are already one
+    leading or trailing block reshapes to that matrix without a copy (BLAS
+    takes it transposed), in either place. So the summed order is taken from
+    the larger operand that has such a block (a patch matrix, usually), and
+    an operand that must be copied goes where its last (contiguous) index
+    stays last, so the copy runs along rows.
+    """
+    summed = list(summed)
+    size = {op: prod(extents[n] for n in op) for op in (a, b)}
+
+    def block(op, order):
+        inner = [i for i in op if i in summed]
+        if order is not None and inner != order:
+            return False
+        free = [i for i in op if i not in summed]
+        return list(op) in (inner + free, free + inner)
+
+    by_size = sorted((a, b), key=lambda op: -size[op])
+    source = next((op for op in by_size if block(op, None)), by_size[0])
+    order = [i for i in source if i in summed]
+    summed = tuple(order)
+    for op in by_size:
+        if not block(op, order):  # copied: first (free, summed) keeps a summed last index last
+            other = b if op == a else a
+            return (op, other, summed) if op[-1] in summed else (other, op, summed)
+    return a, b, summed
+
+
+def patch_order(specs, indices: tuple[str, ...], lead: int) -> tuple[str, ...]:
+    """The axes of an unfolded read as its patch matrix lays them out: plain axes, window offsets, batch, positions.
+
+    A filter's contracted indices (channel, offsets) lead and the positions
+    trail, the last one the source's contiguous axis: the copy runs along
+    rows, and both the filter product (field) and the position product (a
+    weight statistic) see the matrix as one block each way.
+    """
+    kinds = {}
+    k = lead
+    for spec in specs:
+        if spec is None:
+            kinds[indices[k]] = 0
+            k += 1
+        elif spec[0] != "at":
+            kinds[indices[k]] = 3
+            k += 1
+    for name in indices[:lead]:
+        kinds[name] = 2
+    return tuple(sorted(indices, key=lambda i: kinds.get(i, 1)))
 
 
 def _broadcast(code: str, source: tuple[str, ...], target: tuple[str, ...]) -> str:

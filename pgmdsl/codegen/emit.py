@@ -225,6 +225,13 @@ class ModuleEmitter:
             self._coupling(kernel, layer)
         if units.get(kernel.unit).quadratic:
             self._precision(kernel, layer)
+        if kernel.gradient is not None:
+            writer = self._writer()
+            target = writer.name("gradient")
+            self._program(writer, kernel.gradient, target)
+            self._function(f"gradient_{name}(p, s)", f"dE/d{name} at the state, {name} included (a hybrid Monte Carlo "
+                           f"sampler's force: no precision matrix).", writer,
+                           [f"return xp.broadcast_to({target}, s[{name!r}].shape)"])
         self._mean(kernel, layer)
         self._sample(kernel, layer)
         self._draw(kernel, layer)
@@ -242,7 +249,7 @@ class ModuleEmitter:
             tail = [  # a fresh array the caller owns (the joint kernels factor it in place), diagonal added in place
                 f"{coupled} = xp.reshape({coupled}, (-1, {size}, {size}))",
                 f"diagonal = xp.broadcast_to(xp.reshape({target}, (-1, {size})), ({coupled}.shape[0], {size}))",
-                f"{matrix} = xp.array({coupled}, dtype=DTYPE, copy=True)",
+                f"{matrix} = xp.array({coupled}, dtype=DTYPE, order=\"C\", copy=True)",  # C order: the diagonal view below writes into it
                 f"xp.reshape({matrix}, (-1, {size * size}))[:, ::{size + 1}] += diagonal",
                 f"return {matrix}",
             ]
@@ -445,3 +452,6 @@ class ModuleEmitter:
         doc = ("Weighted sums over the batch (weights w) of -dE/dtheta for every parameter; "
                "data minus model statistics is the log-likelihood gradient.")
         self._function("statistics(p, s, w)", doc, writer, ["return {" + ", ".join(results) + "}"])
+        # statistics that read layers into patch matrices find the ones the phases' fields built (prelude
+        # `patches`) when called once per phase; concatenated phases would be read again
+        self.chunks.append(f"STATISTICS_BY_PHASE = {writer.batched_patches!r}")

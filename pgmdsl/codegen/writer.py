@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ..symbolic.kernels import Compute, Derivation
 from ..symbolic.scalar import Atom
 from .contract import ReductionWriter
@@ -44,6 +46,7 @@ class FunctionWriter:
         self.taken: set[str] = set(module_functions(self.model))
         self.computed: set[str] = set()
         self.reductions = ReductionWriter(self, printer)
+        self.batched_patches = False  # whether a layer's rows are read into patch matrices (codegen.contract)
 
     def line(self, text: str) -> None:
         self.body.append(self.indent + text)
@@ -92,8 +95,13 @@ class FunctionWriter:
         return target
 
     def accumulate(self, target: str, reductions, weights: str | None = None, comments: bool = False) -> None:
-        """target = sum of the reductions, one statement each."""
-        first = True
+        """target = sum of the reductions, one statement each.
+
+        When the first part is a fresh batched array of the whole shape (a matrix product's result: a field),
+        the others are added into it in place: a convolved layer's field is millions of numbers, and a new
+        array per bias term is a pass over memory more.
+        """
+        first, owned = True, False
         for reduction in reductions:
             if comments and reduction.form.label:
                 self.comment(reduction.form.label)
@@ -101,7 +109,10 @@ class FunctionWriter:
             if first:
                 # a constant (let s = 0.5) as an array of the module's dtype: later code indexes and broadcasts it
                 self.line(f"{target} = xp.asarray({code}, dtype=DTYPE)" if _is_number(code) else f"{target} = {code}")
+                owned = reduction.batch == "keep" and reduction.batched and _fresh_product(code)
                 first = False
+            elif owned:
+                self.line(f"{target} -= {code[1:]}" if code.startswith("-") else f"{target} += {code}")
             elif code.startswith("-"):
                 self.line(f"{target} = {target} - {code[1:]}")
             else:
@@ -120,6 +131,14 @@ class FunctionWriter:
             lines.append(self.indent + ", ".join(variable(n) for n in names) + " = "
                          + ", ".join(f"s[{n!r}]" for n in names))
         return lines
+
+
+def _fresh_product(code: str) -> bool:
+    """Whether code's value is a new array of its own: a matrix product, tensordot or einsum (perhaps negated,
+    scaled or transposed), never an input or a view of one."""
+    if re.fullmatch(r"folded\d+", code):  # fold's output (codegen.contract): a new array
+        return True
+    return any(token in code for token in (" @ ", "xp.tensordot(", "xp.einsum(")) and "broadcast_to" not in code
 
 
 def _is_number(code: str) -> bool:

@@ -350,9 +350,14 @@ class Trainer:
         positive = self.infer(batch) if self.latent else dict(batch)
         negative = self.phase.model_phase(positive, rows, self.sampler)  # sets both phases' summed-out means
         chains = len(next(iter(negative.values())))
+        weights = self._weights(rows, chains, lr)
+        if c.module.STATISTICS_BY_PHASE:  # each phase's patch matrices are the ones its fields built
+            data = c.module.statistics(c.params, positive, weights[:rows])
+            model = c.module.statistics(c.params, negative, weights[rows:])
+            return {name: data[name] + model[name] for name in data}, positive
         # one pass for both phases: the model rows weigh -lr/chains, the data rows lr/rows
         both = {k: xp.concatenate((v, negative[k])) for k, v in positive.items()}
-        return c.module.statistics(c.params, both, self._weights(rows, chains, lr)), positive
+        return c.module.statistics(c.params, both, weights), positive
 
     def _apply(self, steps: dict, lr: float) -> None:
         apply_steps(self.c, self.options, steps, self.velocity, self.rates, lr, self.epoch)

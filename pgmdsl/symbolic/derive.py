@@ -571,7 +571,12 @@ def _quadratic_kernel(ctx: Context, forms, layer, update: str) -> LayerKernel:
             f"energy is not bounded below in {layer.unit} layer {name}: it has no positive v^2 term "
             f"(add a containment term such as (v[i] - a[i])^2 / 2)"
         )
-    return LayerKernel(name, layer.unit, update, field, quadratic, hessian if not hessian.empty else None)
+    kernel = LayerKernel(name, layer.unit, update, field, quadratic, hessian if not hessian.empty else None)
+    if update == "joint":  # dE/dx at x itself: hybrid Monte Carlo's force, without the precision matrix
+        kernel.gradient = Program()
+        for form in forms:
+            kernel.gradient.extend(derivative(ctx, form, name, "keep"))
+    return kernel
 
 
 def _check_positive(form: ScalarForm, second: sympy.Expr, layer) -> None:

@@ -106,6 +106,8 @@ class LayerKernel:
     # itself; otherwise None and `why` says why
     coupling: Program | None = None
     why: str = ""
+    # jointly drawn quadratic layers: dE/dL at the state (the layer included), for gradient-based samplers (HMC)
+    gradient: Program | None = None
 
 
 @dataclass

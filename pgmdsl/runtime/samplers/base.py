@@ -18,9 +18,12 @@ class Gibbs:
     free energy's); latent: kept layers that are not observed (a DBM's h2).
     new_chains(count): `count` starting states of the kept layers (the
     trainer's start at random training rows; sampling's at random states).
+    transitions: {layer: a callable with sample_L's signature} drawing those
+    layers instead of their generated samplers (runtime.hmc.HMC: hybrid Monte
+    Carlo for a jointly drawn Gaussian layer).
     """
 
-    def __init__(self, compiled, clamp=(), new_chains=None):
+    def __init__(self, compiled, clamp=(), new_chains=None, transitions=None):
         self.c = compiled
         self.clamp = tuple(clamp)
         self.inputs = tuple(n for n, info in compiled.layers.items() if info["role"] == "input")
@@ -30,6 +33,8 @@ class Gibbs:
         module = compiled.module
         self.means = [(n, getattr(module, f"mean_{n}")) for n in compiled.marginalised]
         self.samplers = {n: getattr(module, f"sample_{n}") for n in self.order}
+        self.transitions = dict(transitions or {})
+        self.samplers.update({n: t for n, t in self.transitions.items() if n in self.samplers})
         self.drawers = {n: getattr(module, f"draw_{n}") for n in self.first_class if hasattr(module, f"draw_{n}")}
         self.kept = tuple(compiled.kept)
         observed = {n for n, info in compiled.layers.items() if info["role"] in ("visible", "input")}
