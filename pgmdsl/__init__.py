@@ -14,7 +14,7 @@ from .runtime import datasets
 from .runtime.checkpoint import load_trained
 from .runtime.compiled import Compiled
 from .runtime.stack import CompiledStack
-from .runtime.train import History
+from .runtime.train import History, StopTraining
 
-__all__ = ["Compiled", "CompiledStack", "DSLError", "History", "Model", "datasets", "load", "load_trained", "parse",
-           "__version__"]
+__all__ = ["Compiled", "CompiledStack", "DSLError", "History", "Model", "StopTraining", "datasets", "load",
+           "load_trained", "parse", "__version__"]

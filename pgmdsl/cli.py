@@ -156,6 +156,24 @@ def graph_command(args) -> int:
     return 0
 
 
+def cache_command(args) -> int:
+    """`cache info`: where the cache is, how many entries and bytes; `cache clear`: remove its entries."""
+    from . import cache
+
+    if args.action == "clear":
+        directory, removed = cache.clear()
+        print(f"removed {removed} {'entry' if removed == 1 else 'entries'} from {directory}")
+        return 0
+    directory, found, size = cache.usage()
+    if found is None:
+        print(f"cache directory: {directory} (not used: other users can write to it, or it is not yours; set "
+              "PGMDSL_CACHE_DIR to a private directory)")
+        return 0
+    print(f"cache directory: {directory}")
+    print(f"entries: {len(found)} ({size:,} bytes)")
+    return 0
+
+
 def compile_command(args) -> int:
     from .compiler import generate_source
 
@@ -237,7 +255,8 @@ def train_command(args) -> int:
     written = [run_dir / "model.npz", *runs.write_metrics(history, run_dir, info)]
     if sequence:
         written.append(runs.save_seed_frames(compiled, prepared["seeds"][None], run_dir))
-    pictures, notes = runs.save_pictures(compiled, history, run_dir, seed=args.seed, seeds=prepared["seeds"])
+    pictures, notes = runs.save_pictures(compiled, history, run_dir, seed=args.seed, seeds=prepared["seeds"],
+                                         rows=train)
     for line in notes:
         print(line)
     print(f"wrote {run_dir}{os.sep}: {', '.join(path.name for path in written + pictures)}")
@@ -471,6 +490,20 @@ def _print_evaluation(compiled, sets: dict, args, run_dir: Path) -> None:
         result = {**result, "standardized": {"layers": list(standardization.layers),
                                              "log_jacobian": standardization.log_jacobian}}
     (run_dir / "evaluation.json").write_text(json.dumps(result, indent=2, default=float), encoding="utf-8")
+    _save_ais_picture(compiled, result["log_z"], run_dir)
+
+
+def _save_ais_picture(compiled, log_z: dict, run_dir: Path) -> None:
+    """ais.png, the histogram of AIS's log importance weights (plots.save_ais_weights), when AIS ran and
+    matplotlib is there: the effective sample size in the log Z line says how far to trust it, the picture why."""
+    from . import plots
+
+    if log_z["method"] != "ais" or not plots.have_matplotlib():
+        return
+    path = plots.save_ais_weights(log_z["log_weights"], run_dir / "ais.png",
+                                  f"AIS for log Z of {compiled.model.name}: {log_z['runs']} runs x "
+                                  f"{log_z['distributions']} distributions")
+    print(f"wrote {path} (the runs' log importance weights)")
 
 
 def _print_sequence_evaluation(compiled, sets: dict, args, run_dir: Path) -> None:
@@ -811,6 +844,7 @@ COMMANDS = {
     "sample": (sample_command, "draw samples from a trained run (its model.npz) by Gibbs sampling"),
     "eval": (eval_command, "evaluate a trained run on data: log Z (exact or AIS), log-likelihood, pseudo-likelihood"),
     "sweep": (sweep_command, "train and evaluate a grid of settings over seeds on a Dask cluster; write DIR/results.csv"),
+    "cache": (cache_command, "the cache of generated modules: `info` (where, entries, bytes) or `clear` (remove them)"),
 }
 
 
@@ -821,6 +855,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (_, help_text) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
         if name == "list":
+            continue
+        if name == "cache":
+            sub.add_argument("action", choices=["info", "clear"],
+                             help="info: the directory, its entries and bytes; clear: remove the entries")
             continue
         if name == "sample":
             _add_sample_arguments(sub)

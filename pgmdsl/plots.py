@@ -327,3 +327,77 @@ def save_curves(history, path, title: str = "") -> Path:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     return Path(path)
+
+
+def save_ais_weights(log_weights, path, title: str = "") -> Path:
+    """A histogram of the AIS runs' log importance weights, their effective sample size in the title, to a PNG.
+
+    The estimate of Z is the mean of the weights, so it rests on the largest:
+    a long right tail, or an effective sample size far below the runs, says
+    that a few runs carry it and its error band is not to be trusted (more
+    distributions, or more runs, are needed).
+    """
+    from .evaluate.ais import effective_sample_size
+
+    log_weights = np.asarray(log_weights, dtype=np.float64).ravel()
+    if log_weights.size < 2 or not np.all(np.isfinite(log_weights)):
+        raise ValueError(f"save_ais_weights takes at least 2 finite log weights, got {log_weights.size}")
+    ess = effective_sample_size(log_weights)
+    figure = _figure(6.0, 3.8)
+    axes = figure.add_subplot()
+    axes.hist(log_weights, bins=min(30, max(5, log_weights.size // 3)), color="#4c72b0", edgecolor="white")
+    axes.set_xlabel("log importance weight")
+    axes.set_ylabel("runs")
+    summary = f"effective sample size {ess:.1f} of {log_weights.size} runs"
+    axes.set_title(f"{title}\n{summary}" if title else summary, fontsize=10)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return Path(path)
+
+
+ACTIVATION_ROWS = 1000  # rows whose hidden means a histogram shows: enough for its shape, cheap on any data set
+
+
+def hidden_activations(compiled, data, rows: int = ACTIVATION_ROWS) -> dict[str, np.ndarray]:
+    """{hidden layer: its conditional means given the first `rows` rows of data, one value per row and unit}.
+
+    The means are compiled.transform's: exact for the layers the compiler
+    sums out, mean-field for those it keeps (a DBM's), pooling layers
+    among them. data: an array or a dict of observed layers, as for fit.
+    """
+    from .runtime.train import as_data
+
+    given = {name: values[:rows] for name, values in as_data(compiled, data).items()}
+    means = compiled.transform(given)
+    if not isinstance(means, dict):
+        hidden = [name for name, info in compiled.layers.items() if info["role"] == "hidden"]
+        means = {hidden[0]: means}
+    return {name: np.asarray(_host(values), dtype=np.float64).reshape(-1) for name, values in means.items()}
+
+
+def save_activations(activations: dict, path, title: str = "") -> Path:
+    """A histogram of each hidden layer's conditional means (hidden_activations), a panel a layer, to a PNG.
+
+    Hinton's practical guide (2010, section 16) suggests looking at it:
+    binary units' means piled at 0 and 1 are saturated (the weights have
+    grown too large, or the learning rate is high), all near 0.5 unused,
+    and a healthy layer shows a spread with most units off for most rows.
+    """
+    if not activations:
+        raise ValueError("save_activations: no hidden layer to draw")
+    figure = _figure(4.5 * len(activations), 3.6)
+    for number, (layer, values) in enumerate(activations.items(), start=1):
+        axes = figure.add_subplot(1, len(activations), number)
+        values = np.asarray(values, dtype=np.float64).ravel()
+        unit_interval = values.min() >= 0.0 and values.max() <= 1.0  # probabilities: saturation shows at the ends
+        axes.hist(values, bins=np.linspace(0.0, 1.0, 41) if unit_interval else 40, color="#55a868", edgecolor="white")
+        axes.set_xlabel(f"E[{layer} | data]")
+        axes.set_ylabel("units x rows")
+        axes.set_title(f"{layer}: mean {values.mean():.3f}", fontsize=10)
+        axes.grid(alpha=0.3)
+    if title:
+        figure.suptitle(title, fontsize=11)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return Path(path)

@@ -12,6 +12,8 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 
+import platformdirs
+
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -45,13 +47,13 @@ def standard_models() -> list[str]:
 def cache_dir() -> Path:
     """The user's pgmdsl cache (generated modules, the parser's tables as JSON), never inside the package.
 
-    PGMDSL_CACHE_DIR if set, else XDG_CACHE_HOME/pgmdsl, else ~/.cache/pgmdsl.
+    PGMDSL_CACHE_DIR if set, else the platform's user cache directory (platformdirs): $XDG_CACHE_HOME/pgmdsl
+    or ~/.cache/pgmdsl on Linux, ~/Library/Caches/pgmdsl on macOS, %LOCALAPPDATA%\\pgmdsl\\Cache on Windows.
     """
     root = os.environ.get("PGMDSL_CACHE_DIR")
     if root:
         return Path(root)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "pgmdsl"
+    return Path(platformdirs.user_cache_dir("pgmdsl", appauthor=False))
 
 
 def user_id(default: int) -> int:

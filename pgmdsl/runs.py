@@ -496,12 +496,14 @@ GENERATED_FRAMES = 200  # generated.png: ten periods of the oscillators' fast mo
 
 
 def save_pictures(compiled, history, run_dir, steps: int = 1000, seed: int = 0,
-                  seeds: np.ndarray | None = None) -> tuple[list[Path], list[str]]:
+                  seeds: np.ndarray | None = None, rows: dict | None = None) -> tuple[list[Path], list[str]]:
     """weights.png, samples.png and curves.png in run_dir where they make sense; (written, notes on the rest).
 
     A sequence model given `seeds` (raw seed frames) gets generated.png: its
     channels over GENERATED_FRAMES frames generated after them. A model with
-    input layers gets no samples.png: its samples need their rows.
+    input layers gets no samples.png: its samples need their rows. Given the
+    training `rows`, activations.png: a histogram of each hidden layer's
+    conditional means on them (plots.save_activations).
     """
     from . import plots
     from .runtime.sequences import sequence_structure
@@ -533,5 +535,10 @@ def save_pictures(compiled, history, run_dir, steps: int = 1000, seed: int = 0,
         title = f"{compiled.model.name}: {GENERATED_FRAMES} frames generated after {len(seeds)} seed frames"
         written.append(plots.save_channels(np.concatenate([seeds, frames]), run_dir / "generated.png", title,
                                            seeded=len(seeds)))
+    if rows is not None:
+        activations = plots.hidden_activations(compiled, rows)
+        shown = min(row_count(rows), plots.ACTIVATION_ROWS)
+        written.append(plots.save_activations(activations, run_dir / "activations.png",
+                                              f"hidden activations of {compiled.model.name} on {shown} training rows"))
     written.append(plots.save_curves(history, run_dir / "curves.png", f"training {compiled.model.name}"))
     return written, notes

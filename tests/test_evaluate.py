@@ -311,3 +311,27 @@ def test_logsumexp_is_stable():
     np.testing.assert_allclose(ours(values, axis=1), [1000 + np.log(2), -np.inf, np.log(4.0)])
     assert ours(np.array([-1000.0, -1000.0])) == pytest.approx(-1000 + np.log(2))
     np.testing.assert_allclose(ours(values[2:], axis=1, keepdims=True), [[np.log(4.0)]])
+
+
+def test_effective_sample_size_is_the_direct_formula_and_stable_at_extreme_log_weights():
+    from pgmdsl.evaluate import effective_sample_size
+
+    log_w = np.random.default_rng(0).normal(0, 2, 50)
+    w = np.exp(log_w)
+    assert effective_sample_size(log_w) == pytest.approx(w.sum() ** 2 / (w ** 2).sum(), rel=1e-12)
+    assert effective_sample_size(log_w + 800.0) == pytest.approx(effective_sample_size(log_w), rel=1e-12)  # exp overflows
+    assert effective_sample_size(log_w - 800.0) == pytest.approx(effective_sample_size(log_w), rel=1e-12)  # underflows
+    assert effective_sample_size(np.zeros(7)) == pytest.approx(7.0)  # even weights: every run counts
+    assert effective_sample_size([0.0, -1000.0, -1000.0]) == pytest.approx(1.0)  # one run dominates
+    rows = np.stack([log_w, np.zeros(50)])
+    np.testing.assert_allclose(effective_sample_size(rows), [effective_sample_size(log_w), 50.0])
+
+
+def test_an_ais_estimate_keeps_its_log_weights_and_their_effective_sample_size():
+    c = compiled("rbm", dict(nv=4, nh=3))
+    estimate = ais(c, np.eye(4), runs=20, schedule=np.linspace(0, 1, 51), progress=False)
+    assert estimate.log_weights.shape == (20,)
+    w = np.exp(estimate.log_weights - estimate.log_weights.max())
+    assert estimate.effective_sample_size == pytest.approx(w.sum() ** 2 / (w ** 2).sum())
+    assert 1.0 <= estimate.effective_sample_size <= 20.0
+    assert "effective sample size" in str(estimate)

@@ -120,6 +120,24 @@ def test_sdist_and_wheel_carry_the_data_folders(built):
 
 
 @pytest.mark.slow
+def test_the_artefacts_carry_the_license_and_the_project_metadata(built):
+    """MIT, as pyproject says, in the sdist and the wheel; the classifiers and platformdirs in METADATA (no project
+    URL: the project has no public address yet, and an invented one would send users nowhere)."""
+    sdist, wheel = built
+    with tarfile.open(sdist) as archive:
+        assert any(name.endswith("/LICENSE") and name.count("/") == 1 for name in archive.getnames())
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        licenses = [name for name in names if ".dist-info/" in name and name.endswith("LICENSE")]
+        assert licenses and "MIT License" in archive.read(licenses[0]).decode()
+        metadata = archive.read(next(name for name in names if name.endswith(".dist-info/METADATA"))).decode()
+    assert "Copyright (c) 2026 pgmdsl authors" in (ROOT / "LICENSE").read_text()
+    assert "Project-URL" not in metadata
+    assert "Classifier: License :: OSI Approved :: MIT License" in metadata
+    assert "Requires-Dist: platformdirs" in metadata
+
+
+@pytest.mark.slow
 def test_installed_command_checks_every_standard_model(installed, outside):
     env = _clean_env(installed)
     pgmdsl = installed / "bin" / "pgmdsl"

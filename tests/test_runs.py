@@ -120,6 +120,14 @@ def test_save_pictures(trained, tmp_path):
     assert notes == ["no weights.png: its visible layer is not an image", "no samples.png: the visible layer is not an image"]
 
 
+def test_save_pictures_with_the_training_rows_draws_the_hidden_activations(trained, tmp_path):
+    pytest.importorskip("matplotlib")
+    rows = {"v": pgmdsl.datasets.bars_and_stripes()[:28]}
+    written, _ = runs.save_pictures(trained, trained.history, tmp_path, steps=1, rows=rows)
+    assert [p.name for p in written] == ["weights.png", "samples.png", "activations.png", "curves.png"]
+    assert (tmp_path / "activations.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_save_pictures_without_matplotlib(trained, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert runs.save_pictures(trained, trained.history, tmp_path) == (

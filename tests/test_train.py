@@ -317,3 +317,36 @@ def test_the_cli_takes_one_rate_per_parameter(tmp_path, capsys):
     with pytest.raises(SystemExit) as usage:  # a name twice is a usage error, as argparse reports them
         main(["train", "rbm", "--data", "bars", "--lr", "W=0.1,W=1", "-o", str(tmp_path / "bad")])
     assert usage.value.code == 2
+
+
+def _stop_after(epoch: int, how: str):
+    """A callback that asks to stop once `epoch` is done: by returning False, or by raising StopTraining."""
+    def callback(compiled, row):
+        if row["epoch"] >= epoch:
+            if how == "raise":
+                raise pgmdsl.StopTraining
+            return False
+        return None
+
+    return callback
+
+
+@pytest.mark.parametrize("how", ["return", "raise"])
+def test_a_callback_stops_training_after_its_epoch_and_the_run_resumes_from_there(tmp_path, how):
+    path = tmp_path / "stopped.npz"
+    data = np.random.default_rng(0).integers(0, 2, (12, 6)).astype(float)
+    c = pgmdsl.load("rbm", nv=6, nh=3).compile(dtype="float64")
+    seen = []
+    history = c.fit(data, epochs=10, batch_size=4, verbose=0, checkpoint=path, checkpoint_every=5,
+                    callbacks=[_stop_after(2, how), lambda compiled, row: seen.append(row["epoch"])])
+    assert isinstance(history, pgmdsl.History) and history.column("epoch") == [1, 2]
+    assert seen == [1, 2], "every callback sees the epoch that stopped the run"
+    assert checkpoint.read(path)["training"]["epoch"] == 2, "the stopped epoch is checkpointed"
+    resumed = pgmdsl.load("rbm", nv=6, nh=3).compile(dtype="float64")
+    continued = resumed.fit(data, epochs=10, batch_size=4, verbose=0, resume=path, checkpoint_every=5)
+    assert continued.column("epoch") == list(range(1, 11))
+    whole = pgmdsl.load("rbm", nv=6, nh=3).compile(dtype="float64")
+    assert continued.column("reconstruction") == whole.fit(data, epochs=10, batch_size=4, verbose=0).column(
+        "reconstruction"), "stopped and resumed is the uninterrupted run"
+    for name in whole.params:
+        np.testing.assert_array_equal(resumed.params[name], whole.params[name])

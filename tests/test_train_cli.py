@@ -37,7 +37,7 @@ def test_train_writes_the_run_directory(run_dir):
     assert metrics["rows"] == {"training": 29, "validation": 3}
     assert metrics["options"]["method"] == "pcd" and metrics["options"]["batch_size"] == 4
     pytest.importorskip("matplotlib")
-    for name in ("weights.png", "samples.png", "curves.png"):
+    for name in ("weights.png", "samples.png", "activations.png", "curves.png"):
         assert (run_dir / name).read_bytes()[:8] == PNG, name
 
 
@@ -438,3 +438,20 @@ def test_quiet_keeps_the_start_the_results_and_what_was_written(tmp_path, capsys
     assert "training rbm" in out and "wrote" in out and "epoch 1/3" not in out
     assert main(["train", "rbm", "--data", "bars", "--epochs", "2", "--ais-runs", "0", "-o", str(tmp_path / "loud")]) == 0
     assert "epoch 1/2" in capsys.readouterr().out
+
+
+def test_an_ais_evaluation_prints_its_effective_sample_size_and_draws_its_weights(tmp_path, capsys):
+    """26 hidden and 36 visible units: past enumeration on either side, so log Z is AIS's."""
+    run = tmp_path / "ais-run"
+    assert main(["train", "rbm", "--data", "bars:6", "--set", "nh=26", "--epochs", "1", "--quiet", "-o", str(run),
+                 "--ais-runs", "4", "--ais-distributions", "20"]) == 0
+    out = capsys.readouterr().out
+    (line,) = [line for line in out.splitlines() if line.strip().startswith("log Z")]
+    assert "AIS, 4 runs x 20 distributions" in line and "effective sample size" in line and "of 4)" in line
+    log_z = json.loads((run / "evaluation.json").read_text())["log_z"]
+    assert len(log_z["log_weights"]) == 4 and 1 <= log_z["effective_sample_size"] <= 4
+    pytest.importorskip("matplotlib")
+    assert f"wrote {run / 'ais.png'}" in out and (run / "ais.png").read_bytes()[:8] == PNG
+    (run / "ais.png").unlink()
+    assert main(["eval", str(run), "--data", "bars:6", "--ais-runs", "3", "--ais-distributions", "10", "--quiet"]) == 0
+    assert "effective sample size" in capsys.readouterr().out and (run / "ais.png").read_bytes()[:8] == PNG

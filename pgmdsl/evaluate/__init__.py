@@ -12,7 +12,7 @@ RBMs (p(label | rest) by enumeration).
 """
 
 from ..runtime.train import reconstruction_error
-from .ais import AISEstimate, ais, default_schedule
+from .ais import AISEstimate, ais, default_schedule, effective_sample_size
 from .bound import lower_bound, mean_field
 from .conditional import conditional_log_likelihood, persistence_error, prediction_error
 from .exact import exact_log_likelihood, exact_log_z, log_likelihood
@@ -22,7 +22,8 @@ from .reverse import RAISEEstimate, raise_log_likelihood
 from .stack import exact_stack_log_likelihood, exact_stack_lower_bound, stack_lower_bound
 
 __all__ = [
-    "AISEstimate", "ais", "conditional_log_likelihood", "default_schedule", "exact_log_likelihood", "exact_log_z",
+    "AISEstimate", "ais", "conditional_log_likelihood", "default_schedule", "effective_sample_size",
+    "exact_log_likelihood", "exact_log_z",
     "exact_stack_log_likelihood", "exact_stack_lower_bound", "free_energy_gap", "label_accuracy",
     "label_log_likelihood", "label_log_probabilities", "label_metrics", "log_likelihood", "lower_bound", "mean_field", "predict_labels",
     "persistence_error", "prediction_error", "pseudo_log_likelihood", "RAISEEstimate", "raise_log_likelihood", "reconstruction_error",

@@ -62,6 +62,12 @@ class AISEstimate:
     log_z_base: float | np.ndarray
     distributions: int
 
+    @property
+    def effective_sample_size(self) -> float | np.ndarray:
+        """The runs' effective sample size (sum w)^2 / sum w^2 (Kong 1992): near `runs` when the weights are
+        even, near 1 when one run dominates and the estimate rests on it; one per row for a conditional model."""
+        return effective_sample_size(self.log_weights)
+
     def __str__(self) -> str:
         if np.ndim(self.log_z):
             widest = float(np.max(self.log_z_high - self.log_z_low))
@@ -69,7 +75,18 @@ class AISEstimate:
                     f"log(Z ± 3 s.e.) interval {widest:.4f} ({self.log_weights.shape[1]} runs per row, "
                     f"{self.distributions} distributions)")
         return (f"log Z = {self.log_z:.4f} (log(Z ± 3 s.e.) in [{self.log_z_low:.4f}, {self.log_z_high:.4f}], "
-                f"{len(self.log_weights)} runs, {self.distributions} distributions)")
+                f"{len(self.log_weights)} runs, {self.distributions} distributions; effective sample size "
+                f"{self.effective_sample_size:.1f})")
+
+
+def effective_sample_size(log_weights) -> float | np.ndarray:
+    """(sum w)^2 / sum w^2 over the last axis, from log w: exp(2 logsumexp(log w) - logsumexp(2 log w)), which
+    neither overflows nor underflows where the weights themselves would (AIS's log w span hundreds of nats)."""
+    from scipy.special import logsumexp
+
+    log_weights = np.asarray(log_weights, dtype=np.float64)
+    ess = np.exp(2 * logsumexp(log_weights, axis=-1) - logsumexp(2 * log_weights, axis=-1))
+    return float(ess) if np.ndim(ess) == 0 else ess
 
 
 def base_model(compiled, data: dict) -> dict:

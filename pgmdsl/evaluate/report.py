@@ -60,6 +60,7 @@ def evaluate(compiled, sets: dict, ais_runs: int = 100, distributions: int | Non
     labels: a visible layer holding class labels: adds the accuracy of its most probable state given the rest.
     raise_runs: with more than 0, RAISE's conservative log-likelihood of each set's first `raise_rows` rows
     (the same schedule as AIS). progress: progress bars for AIS and RAISE (the CLI's, on a terminal).
+    An AIS log Z keeps its runs' log importance weights and their effective sample size (plots.save_ais_weights).
     """
     from ..runtime.train import as_data, check_support, reconstruction_error
 
@@ -159,7 +160,8 @@ def _log_z(compiled, data, runs, distributions, force_exact, seed, progress=Fals
     schedule = default_schedule() if distributions is None else np.linspace(0, 1, distributions + 1)
     estimate = ais(compiled, data, runs=runs, schedule=schedule, seed=seed, progress=progress)
     return {"value": estimate.log_z, "method": "ais", "low": estimate.log_z_low, "high": estimate.log_z_high,
-            "runs": runs, "distributions": estimate.distributions}
+            "runs": runs, "distributions": estimate.distributions,
+            "effective_sample_size": estimate.effective_sample_size, "log_weights": estimate.log_weights.tolist()}
 
 
 def lines(result: dict) -> list[str]:
@@ -169,7 +171,8 @@ def lines(result: dict) -> list[str]:
         how = f"exact, {log_z['states']:.3g} states enumerated"
     elif log_z["method"] == "ais":
         how = (f"AIS, {log_z['runs']} runs x {log_z['distributions']} distributions; "
-               f"log(Z +- 3 s.e.) in [{log_z['low']:.3f}, {log_z['high']:.3f}]")
+               f"log(Z +- 3 s.e.) in [{log_z['low']:.3f}, {log_z['high']:.3f}]; effective sample size "
+               f"{log_z['effective_sample_size']:.1f} of {log_z['runs']}")
     else:
         how = "not estimated"
     text = [f"  log Z                  {log_z['value']:9.4f}  ({how})" if log_z["value"] is not None

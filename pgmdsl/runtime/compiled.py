@@ -186,7 +186,10 @@ class Compiled:
         gap. checkpoint: a .npz path written every `checkpoint_every` epochs;
         resume: a checkpoint to continue from exactly. monitor: evaluation metrics per
         epoch, functions of (compiled, rows) such as pgmdsl.evaluate.pseudo_log_likelihood and
-        exact_log_likelihood (small models), or {name: function}. Other options (lr_schedule,
+        exact_log_likelihood (small models), or {name: function}. callbacks: functions of (compiled, row) called
+        after each epoch with its History row; one that returns False or raises pgmdsl.StopTraining ends training
+        after that epoch (early stopping): its row is kept, its checkpoint written (resume= continues from it), and
+        fit returns the History as usual. Other options (lr_schedule,
         sparsity_target, chains, verbose, fused, ...) are listed in runtime.options. labels: a discrete visible
         layer; its exact accuracy and log p(labels | rest) join the History every epoch, and objective=
         "discriminative" climbs that log-likelihood (its exact gradient), "hybrid" adds generative_weight times

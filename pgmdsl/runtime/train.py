@@ -49,6 +49,15 @@ class TrainingDiverged(DSLError):
     """A parameter became NaN or infinite; the last good checkpoint is kept."""
 
 
+class StopTraining(Exception):
+    """Raised by a fit callback to end training after the current epoch (returning False does the same).
+
+    The run ends as if that epoch were the last: its History row is kept, its
+    checkpoint is written (so resume= continues from it), and fit returns the
+    History; it is a signal, not an error, so fit never lets it escape.
+    """
+
+
 class History(list):
     """Per-epoch metrics, one dict per epoch: epoch, lr, reconstruction, free_energy_gap (with validation rows),
     the monitored metrics, {train,validation}_label_accuracy and _label_log_likelihood (with labels=), the
@@ -281,11 +290,27 @@ class Trainer:
             self.history.append(row)
             log.info("epoch %d: %s", self.epoch, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
             epochs.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "lr", "seconds")})
-            if self.path and (self.epoch % o.checkpoint_every == 0 or self.epoch == o.epochs):
+            saved = bool(self.path) and (self.epoch % o.checkpoint_every == 0 or self.epoch == o.epochs)
+            if saved:
                 self.save()
-            for callback in self.callbacks:
-                callback(self.c, row)
+            if self._called_back(row):
+                if self.path and not saved:  # the epoch the run stopped at is the one to resume from
+                    self.save()
+                log.info("epoch %d: a callback stopped training", self.epoch)
+                epochs.close()
+                break
         return self.history
+
+    def _called_back(self, row: dict) -> bool:
+        """Call every callback with the epoch's row; whether one asked to stop (returned False or raised
+        StopTraining). Each still sees the epoch, so a progress printer after a stopping callback prints it."""
+        stop = False
+        for callback in self.callbacks:
+            try:
+                stop |= callback(self.c, row) is False
+            except StopTraining:
+                stop = True
+        return stop
 
     def _generic_epoch(self, shuffled: dict, batches, total: int) -> float:
         """One epoch of `update` over the generated module; returns the last learning rate."""
