@@ -223,6 +223,8 @@ def train_command(args) -> int:
                    labels=args.labels, generative_weight=args.generative_weight)
     if args.temperatures is not None:  # pt's ladder; any other sampler refuses it in one line
         options["temperatures"] = args.temperatures
+    if args.hmc:
+        options["hmc"] = True
     training_options(**options)  # so are bad options
     sequence = recipe is recipes.SEQUENCE
     prepared = (_sequence_data if sequence else _row_data)(args, named, sizes, options, resume)
@@ -901,6 +903,10 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperatures", type=_temperatures, default=None, metavar="COUNT|BETA,...",
                         help="--method pt's inverse temperatures: a count, geometric from 1 to 0.1 (default 10), "
                              "or the ladder itself including 1, e.g. --temperatures 5 or --temperatures 1,0.6,0.3")
+    parser.add_argument("--hmc", action="store_true",
+                        help="draw jointly Gaussian layers (an mcRBM's x) by hybrid Monte Carlo, 20 leapfrog steps "
+                             "with the step size adapted to 90%% acceptance, instead of exactly: much faster for "
+                             "large images (bench/README.md); e.g. pgmdsl train mcrbm --hmc")
     parser.add_argument("--k", type=int, default=None, help="Gibbs sweeps per update (default 1)")
     parser.add_argument("--epochs", type=_epochs, default=None, metavar="N|N,N,...",
                         help="passes over the training rows (default 20; 60 for sequence models; 100 for the dbm "

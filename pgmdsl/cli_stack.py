@@ -59,7 +59,7 @@ def train(args, named, sizes: dict, run_dir: Path, resume) -> int:
     refused = [option for option, given in (("--labels", args.labels), ("--temperatures", args.temperatures),
                                             ("--pretrain-epochs", args.pretrain_epochs),
                                             ("--objective", args.objective != "generative"),
-                                            ("--raise-runs", args.raise_runs)) if given]
+                                            ("--raise-runs", args.raise_runs), ("--hmc", getattr(args, "hmc", False))) if given]
     if refused:
         raise DSLError(f"{refused[0]}: not available for stack {named.name} (its levels train one by one)")
     recipe = recipes.choose(named, args.recipe)

@@ -111,3 +111,22 @@ def test_the_precision_is_the_closed_form_where_the_planner_transposes_the_coupl
     hc = (rng.random((3, 64)) < 0.5).astype(float)
     expected = np.eye(128) + np.einsum("ik,bk,jk->bij", c.params["R"], hc, c.params["R"])
     np.testing.assert_allclose(c.module.precision_x(c.params, {"hc": hc}), expected, atol=1e-12)
+
+
+def test_fit_and_sample_take_hmc_and_report_it(tmp_path):
+    from pgmdsl.cli import main
+
+    c = mcrbm()
+    rows = np.random.default_rng(8).normal(size=(40, 5))
+    history = c.fit(rows, method="pcd", epochs=2, batch_size=10, lr=0.001, verbose=0, hmc={"steps": 5})
+    assert 0.0 <= history[-1]["hmc_acceptance_x"] <= 1.0 and history[-1]["hmc_step_size_x"] > 0
+    assert c.sample(6, steps=3, hmc=True)["x"].shape == (6, 5)
+    assert c.sample(6, steps=2, hmc=True, method="pt", temperatures=3)["x"].shape == (6, 5)
+    with pytest.raises(DSLError, match="has no jointly drawn real-valued layer"):
+        pgmdsl.load("rbm", nv=4, nh=3).compile().fit(np.zeros((10, 4)), epochs=1, hmc=True, verbose=0)
+    with pytest.raises(DSLError, match="sample: .*hmc"):
+        c.sample(2, steps=1, hmc={"leaps": 3})
+    np.save(tmp_path / "x.npy", rows)
+    assert main(["train", "mcrbm", "--set", "nv=5", "--set", "nm=3", "--set", "nc=4", "--data", str(tmp_path / "x.npy"),
+                 "--epochs", "1", "--hmc", "--ais-runs", "0", "--quiet", "-o", str(tmp_path / "run")]) == 0
+    assert "hmc_acceptance_x" in (tmp_path / "run" / "metrics.csv").read_text()

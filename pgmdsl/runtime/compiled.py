@@ -172,7 +172,7 @@ class Compiled:
             sparsity_cost: float = 0.0, sparsity_decay: float = 0.9, chains: int | None = None,
             mean_field_steps: int = 10, checkpoint_every: int = 1, verbose: int = 1, fused: bool = True,
             objective: str = "generative", labels: str | None = None, generative_weight: float = 0.01,
-            temperatures=None, **options):
+            temperatures=None, hmc: bool | dict = False, **options):
         """Train by CD-k, PCD-k or parallel tempering (or on log p(labels | rest): objective=, labels=); returns
         the per-epoch History.
 
@@ -201,6 +201,9 @@ class Compiled:
         in [0, 1], ...: units.UnitType.check_data); scikit-learn's wrappers, like BernoulliRBM, take any features.
         mean_field_start: a function of (compiled, minibatch) giving the latent layers' means the mean-field
         data phase starts from (the DBM recipe's doubled bottom-up pass, runtime.recipes.dbm); default 0.5 each.
+        hmc: draw jointly drawn Gaussian layers (an mcRBM's x) by hybrid Monte Carlo instead of exactly (True, or
+        {"steps": 20, "step_size": 0.05, "target": 0.9}: runtime.hmc): O(nv) per unit and leapfrog step where the
+        exact draw factors an nv x nv precision per chain; the History reports its acceptance and step size.
         client: a dask.distributed Client: synchronous data-parallel training, the rows sharded over its workers
         (pgmdsl.distributed.fit_data_parallel; needs pip install 'pgmdsl[dask]').
         The keyword-only options are runtime.options.TrainingOptions' (the same defaults, checked there); a
@@ -211,7 +214,8 @@ class Compiled:
                               sparsity_target=sparsity_target, sparsity_cost=sparsity_cost,
                               sparsity_decay=sparsity_decay, chains=chains, mean_field_steps=mean_field_steps,
                               checkpoint_every=checkpoint_every, verbose=verbose, fused=fused, objective=objective,
-                              labels=labels, generative_weight=generative_weight, temperatures=temperatures),
+                              labels=labels, generative_weight=generative_weight, temperatures=temperatures,
+                              hmc=hmc),
                    **options}
         if client is not None:
             from ..distributed import fit_data_parallel
@@ -241,7 +245,7 @@ class Compiled:
         return self.history
 
     def sample(self, n: int, steps: int = 1000, clamp: dict | None = None, init: dict | None = None, seed: int = 0,
-               method: str = "gibbs", temperatures=None) -> dict:
+               method: str = "gibbs", temperatures=None, hmc: bool | dict = False) -> dict:
         """n chains of `steps` Gibbs sweeps; `clamp` fixes layers (or inputs) to given arrays (inpainting
         fixes units by clamping a layer and restoring the free units yourself: see `inpaint`).
 
@@ -250,7 +254,8 @@ class Compiled:
         values, 1.0 among them) and exchanges between neighbours; the chains at inverse temperature 1 are
         returned. It crosses between modes that plain Gibbs sampling visits rarely.
 
-        Pooling layers come back with their detectors: each pooling unit the OR of its block."""
+        Pooling layers come back with their detectors: each pooling unit the OR of its block. hmc: jointly drawn
+        Gaussian layers by hybrid Monte Carlo transitions (runtime.hmc; True or its settings), as fit's hmc=."""
         from . import samplers
         from .pools import with_pools
         from .sampling import gibbs, initial_state
@@ -265,12 +270,22 @@ class Compiled:
         init = {k: self._rows(k, v, n) for k, v in (init or {}).items()}
         if method != "gibbs":
             settings = {} if temperatures is None else {"temperatures": temperatures}
+            if hmc is not False:
+                settings["hmc"] = hmc
             return with_pools(self, samplers.run(self, method, int(n), int(steps), rng, {**init, **clamp},
                                                  tuple(clamp), **settings))
         if temperatures is not None:
             raise DSLError("sample: temperatures= is for method='pt', not method='gibbs'")
+        from .hmc import transitions
+        from .options import options
+
+        try:
+            options(hmc=hmc)  # checked as fit checks it
+        except DSLError as error:
+            raise DSLError(f"sample: {error.message.removeprefix('fit: ')}") from None
         state = initial_state(self, n, rng, {**init, **clamp})
-        return with_pools(self, gibbs(self, state, rng, steps, clamped=tuple(clamp)))
+        return with_pools(self, gibbs(self, state, rng, steps, clamped=tuple(clamp),
+                                      transitions=transitions(self, hmc)))
 
     def inpaint(self, layer: str, values, known, steps: int = 200, seed: int = 0):
         """Sample the unknown units of `layer` given the known ones (`known`: boolean mask like values)."""

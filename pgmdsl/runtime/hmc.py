@@ -88,6 +88,22 @@ class HMC:
         return xp.where(xp.reshape(accept, accept.shape + (1,) * (start.ndim - 1)), x, start)
 
 
+SETTINGS = ("steps", "step_size", "target")  # what fit(hmc={...}) may set
+
+
+def transitions(compiled, setting) -> dict:
+    """{layer: HMC} for every jointly drawn quadratic layer, from fit's or sample's hmc= (True: the defaults, a dict:
+    some of SETTINGS); {} for False. A model without such a layer is a DSLError: hmc= would change nothing."""
+    if setting is False or setting is None:
+        return {}
+    joint = [n for n, info in compiled.layers.items() if info["update"] == "joint"]
+    if not joint:
+        raise DSLError(f"hmc: {compiled.model.name} has no jointly drawn real-valued layer (an mcRBM's x) for hybrid "
+                       "Monte Carlo to draw; its layers are drawn exactly already")
+    chosen = {} if setting is True else dict(setting)
+    return {name: HMC(compiled, name, **chosen) for name in joint}
+
+
 def _squares(values):
     """Each row's sum of squares (over every axis but the batch)."""
     return (values * values).reshape(len(values), -1).sum(axis=1)

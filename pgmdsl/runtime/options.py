@@ -92,6 +92,9 @@ CHECKS = {
                   "'generative', 'discriminative' or 'hybrid'"),
     "labels": (lambda v: v is None or (isinstance(v, str) and v != ""), "None or a layer name"),
     "generative_weight": (_nonnegative, "a number >= 0"),
+    "hmc": (lambda v: isinstance(v, bool) or (isinstance(v, dict) and all(k in ("steps", "step_size", "target")
+                                                                         for k in v)),
+            "True, False or a dict of steps, step_size and target (runtime.hmc)"),
     "temperatures": (_ladder, f"None, a number of temperatures from 2 to {MAX_TEMPERATURES} (geometric from 1 to "
                               "0.1) or the inverse temperatures, increasing or decreasing, in (0, 1] and including 1.0"),
 }
@@ -126,6 +129,7 @@ class TrainingOptions:
     labels: str | None = None  # the label layer for the discriminative and hybrid objectives
     generative_weight: float = 0.01  # hybrid: weight of the generative step (Larochelle and Bengio 2008)
     temperatures: int | tuple | None = None  # pt: a count (default 10, geometric from 1 to 0.1) or the ladder itself
+    hmc: bool | dict = False  # jointly drawn Gaussian layers by hybrid Monte Carlo (runtime.hmc), not exactly
 
     def __post_init__(self):
         object.__setattr__(self, "temperatures", _as_ladder(self.temperatures))

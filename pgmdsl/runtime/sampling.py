@@ -20,13 +20,18 @@ def sweep_order(compiled, clamped=()) -> list[str]:
     return [name for step in steps for name in step if name not in clamped]
 
 
-def gibbs(compiled, state: dict, rng, steps: int = 1, clamped=()) -> dict:
-    """`steps` full sweeps starting from `state` (a dict of arrays, modified copy returned)."""
+def gibbs(compiled, state: dict, rng, steps: int = 1, clamped=(), transitions=None) -> dict:
+    """`steps` full sweeps starting from `state` (a dict of arrays, modified copy returned); transitions:
+    {layer: a callable with sample_L's signature} drawing those layers instead (runtime.hmc)."""
     state = dict(state)
     order = sweep_order(compiled, clamped)
+    transitions = transitions or {}
     for _ in range(steps):
         for name in order:
-            state[name] = compiled.module_sample(name, state, rng)
+            if name in transitions:
+                state[name] = transitions[name](compiled.params, state, rng)
+            else:
+                state[name] = compiled.module_sample(name, state, rng)
     return state
 
 

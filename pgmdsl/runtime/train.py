@@ -37,6 +37,7 @@ from .fused import FusedStep, fused_reason
 from .initialize import constrain, initial_value
 from .labels import label_metrics, label_states
 from .options import options as make_options
+from .hmc import transitions as hmc_transitions
 from .pools import pooling_layers, with_pools
 from .gpu import to_host as _host
 from . import samplers, warned
@@ -166,7 +167,8 @@ class Trainer:
         self.epoch, self.updates = 0, 0
         self.history = History()
         self.latent = [n for n in compiled.kept if n not in self.data]
-        self.gibbs = samplers.Gibbs(compiled, self.clamp, self._new_chains)
+        self.transitions = hmc_transitions(compiled, self.options.hmc)
+        self.gibbs = samplers.Gibbs(compiled, self.clamp, self._new_chains, self.transitions)
         self.phase = samplers.get(self.options.method)(self.gibbs, self.options)  # the negative phase and its state
         self._weight_cache = (None, None)
         self.biases = _hidden_biases(compiled) if self.options.sparsity_target is not None else {}
@@ -448,6 +450,10 @@ class Trainer:
         c = self.c
         sample = {k: v[: min(self.rows, 1000)] for k, v in self.data.items()}
         result = {"reconstruction": float(reconstruction_error(c, sample))}
+        for name, transition in self.transitions.items():  # hybrid Monte Carlo's last acceptance and step size
+            if transition.acceptance is not None:
+                result[f"hmc_acceptance_{name}"] = transition.acceptance
+            result[f"hmc_step_size_{name}"] = transition.step_size
         if self.validation is not None and set(c.kept) <= set(self.data):
             train = float(c.xp.mean(c.module.free_energy(c.params, {k: c.xp.asarray(v) for k, v in sample.items()})))
             held = {k: c.xp.asarray(v[:1000]) for k, v in self.validation.items()}

@@ -93,7 +93,7 @@ def _mean_field_start(compiled) -> dict:
 # Lee, Grosse, Ranganath and Ng (2009) train convolutional RBMs by CD-1 with a sparsity penalty pulling the
 # detector units' mean activation to a small target (Lee, Ekanadham and Ng 2008). Measured on binarised 8x8 digits
 # (bench/conv_sparsity.py: conv_rbm with 24 filters 3x3, pool 2, CD-1, 20 epochs, held-out log p(v) by AIS), a
-# target of 0.02 at cost 1 gave -27.95 nats, 0.05 -28.58, 0.1 -30.23 and none -30.44.
+# target of 0.02 at cost 1 gave -28.39 nats, 0.05 -28.52, 0.1 -30.82 and none -30.00 (bench/README.md).
 SPARSITY = {"sparsity_target": 0.02, "sparsity_cost": 1.0}
 CONVOLUTIONAL = Recipe("convolutional", "Lee et al.'s for convolutional RBMs with probabilistic max pooling (CD-1, "
                        "a sparsity target of 0.02 for the detector units)",

@@ -77,7 +77,9 @@ def run(compiled, method: str, n: int, steps: int, rng, given: dict, clamped=(),
         state = initial_state(compiled, count, rng, given)
         return {k: v for k, v in state.items() if k not in compiled.marginalised}
 
-    sampler = cls(Gibbs(compiled, clamped, new_chains), chosen)
+    from ..hmc import transitions
+
+    sampler = cls(Gibbs(compiled, clamped, new_chains, transitions(compiled, chosen.hmc)), chosen)
     for _ in range(steps):
         sampler.advance(rng)
     return sampler.current(rng)

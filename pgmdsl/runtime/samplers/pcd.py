@@ -23,7 +23,9 @@ class PersistentContrastiveDivergence(NegativePhase):
         # a layer swept unit by unit reads its own current values, so chains that keep only the hidden units
         # cannot draw it: those keep every kept layer
         own = any(info["update"] == "unitwise" for name, info in g.c.layers.items() if name not in g.first_class)
-        self.stacked = bool(not g.latent and not g.clamp and g.first_class and not own
+        # (not with transitions such as hybrid Monte Carlo's: those move a layer from its current value, which
+        # chains keeping only their hidden units would not have)
+        self.stacked = bool(not g.latent and not g.clamp and g.first_class and not own and not g.transitions
                             and g.first_class <= set(g.c.marginalised) and g.first_class <= set(g.drawers))
 
     @classmethod
