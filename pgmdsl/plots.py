@@ -138,6 +138,11 @@ def save_tile_panels(panels, path, title: str = "", limit: int = 100) -> Path:
         if len(images) > limit:
             panel_title, images = f"{panel_title} (first {limit} of {len(images)})", images[:limit]
         _draw_tiles(figure, figure.add_subplot(1, len(panels), number), images, panel_title, False, True)
+    return _saved(figure, path, title)
+
+
+def _saved(figure, path, title: str = "") -> Path:
+    """The figure with its overall title, laid out and written to path as a PNG."""
     if title:
         figure.suptitle(title, fontsize=11)
     figure.tight_layout()
@@ -322,11 +327,7 @@ def save_curves(history, path, title: str = "") -> Path:
         axes.set_ylabel(label.split(" (")[0], fontsize=9)
         axes.set_title(label, fontsize=10)
         axes.grid(alpha=0.3)
-    if title:
-        figure.suptitle(title, fontsize=11)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    return Path(path)
+    return _saved(figure, path, title)
 
 
 def save_ais_weights(log_weights, path, title: str = "") -> Path:
@@ -396,8 +397,4 @@ def save_activations(activations: dict, path, title: str = "") -> Path:
         axes.set_ylabel("units x rows")
         axes.set_title(f"{layer}: mean {values.mean():.3f}", fontsize=10)
         axes.grid(alpha=0.3)
-    if title:
-        figure.suptitle(title, fontsize=11)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    return Path(path)
+    return _saved(figure, path, title)
