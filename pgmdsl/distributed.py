@@ -437,8 +437,8 @@ class ShardTrainer:
         return self.trainer.rows, float(reconstruction_error(self.compiled, self.trainer.data))
 
 
-UNSUPPORTED_DISTRIBUTED = ("clamp", "validation", "checkpoint", "resume", "monitor", "callbacks",
-                           "mean_field_start", "sparsity_target", "labels")  # fit options client= refuses
+UNSUPPORTED_DISTRIBUTED = ("clamp", "checkpoint", "resume", "mean_field_start", "sparsity_target",
+                           "labels")  # fit options client= refuses
 
 
 def fit_data_parallel(compiled, data, client, method: str = "cd", k: int = 1, epochs: int = 10,
@@ -446,7 +446,9 @@ def fit_data_parallel(compiled, data, client, method: str = "cd", k: int = 1, ep
                       seed: int = 0, chains: int | None = None, **options):
     """Synchronous data-parallel training (Compiled.fit(..., client=)); returns the per-epoch History.
 
-    The rows are split into one shard per worker and sent to it once; each
+    Validation rows, monitors and callbacks (early stopping included) are the serial trainer's, on the driver
+    after each epoch (runtime.train.held_out_metrics, called_back). The rows are split into one shard per worker
+    and sent to it once; each
     update's minibatch is batch_size rows, every worker drawing its equal share
     (batch_size / workers rows) from its shuffled shard, and the persistent
     chains (PCD) are split alike. The workers return their statistics,
@@ -458,9 +460,11 @@ def fit_data_parallel(compiled, data, client, method: str = "cd", k: int = 1, ep
     """
     from .runtime.initialize import initial_value
     from .runtime.options import options as training_options
-    from .runtime.train import History, apply_steps, as_data, check_support
+    from .runtime.train import History, _monitors, apply_steps, as_data, called_back, check_support, held_out_metrics
 
     require_dask()
+    callbacks, validation, monitor = (tuple(options.pop("callbacks", None) or ()), options.pop("validation", None),
+                                      _monitors(options.pop("monitor", None) or ()))
     refused = [name for name in UNSUPPORTED_DISTRIBUTED if _given(options.pop(name, None))]
     if refused:
         raise DSLError(f"fit(client=): {refused[0]}= is not supported in data-parallel training (fit without client=)")
@@ -471,8 +475,10 @@ def fit_data_parallel(compiled, data, client, method: str = "cd", k: int = 1, ep
     settings = training_options(method=method, k=k, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
                                 weight_decay=weight_decay, seed=seed, chains=chains, **options)
     rows = as_data(compiled, data)
+    validation = as_data(compiled, validation) if validation is not None else None
     if check:
-        check_support(compiled, rows)
+        for part in (rows, validation or {}):
+            check_support(compiled, part)
     count = len(next(iter(rows.values())))
     workers = sorted(client.scheduler_info()["workers"])
     if batch_size % len(workers) or (chains or batch_size) % len(workers):
@@ -514,8 +520,12 @@ def fit_data_parallel(compiled, data, client, method: str = "cd", k: int = 1, ep
         if not math.isfinite(reconstruction):
             raise DSLError(f"training diverged in epoch {epoch + 1}: the reconstruction error is not finite; "
                            "try a smaller lr")
-        history.append({"epoch": epoch + 1, "lr": rate, "reconstruction": reconstruction,
-                        "seconds": time.perf_counter() - started})
+        row = {"epoch": epoch + 1, "lr": rate, "reconstruction": reconstruction,
+               **held_out_metrics(compiled, {k: v[:1000] for k, v in rows.items()}, validation, monitor),
+               "seconds": time.perf_counter() - started}
+        history.append(row)
+        if called_back(callbacks, compiled, row):  # early stopping, as the serial trainer's callbacks
+            break
     return history
 
 

@@ -192,7 +192,30 @@ def test_data_parallel_fit_matches_the_serial_update(client, method):
 
 def test_data_parallel_fit_refuses_what_it_does_not_do(client):
     c = random_rbm()
-    with pytest.raises(DSLError, match="validation= is not supported"):
-        c.fit(binary_rows(40), validation=binary_rows(10), client=client)
+    with pytest.raises(DSLError, match="checkpoint= is not supported"):
+        c.fit(binary_rows(40), checkpoint="run.npz", client=client)
     with pytest.raises(DSLError, match="must divide among"):
         c.fit(binary_rows(40), batch_size=5, client=client)
+
+
+def test_data_parallel_fit_reports_validation_and_monitors_and_stops_early(client):
+    """The driver's epoch rows carry the serial trainer's held-out figures; a callback returning False stops."""
+    c = random_rbm()
+    seen = []
+
+    def stop_after_two(compiled, row):
+        seen.append(row["epoch"])
+        return row["epoch"] < 2
+
+    history = c.fit(binary_rows(40), validation=binary_rows(10, seed=3), monitor=[exact_log_likelihood_monitor],
+                    callbacks=[stop_after_two], epochs=5, batch_size=10, client=client)
+    assert seen == [1, 2] and len(history) == 2
+    row = history[-1]
+    assert {"free_energy_gap", "train_exact_log_likelihood_monitor", "validation_exact_log_likelihood_monitor"} <= set(row)
+    held = binary_rows(10, seed=3)
+    expected = float(np.mean(log_likelihood(c, held, exact_log_z(c))))
+    assert abs(row["validation_exact_log_likelihood_monitor"] - expected) < 1e-9
+
+
+def exact_log_likelihood_monitor(compiled, rows):
+    return log_likelihood(compiled, rows, exact_log_z(compiled))

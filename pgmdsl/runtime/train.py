@@ -304,15 +304,7 @@ class Trainer:
         return self.history
 
     def _called_back(self, row: dict) -> bool:
-        """Call every callback with the epoch's row; whether one asked to stop (returned False or raised
-        StopTraining). Each still sees the epoch, so a progress printer after a stopping callback prints it."""
-        stop = False
-        for callback in self.callbacks:
-            try:
-                stop |= callback(self.c, row) is False
-            except StopTraining:
-                stop = True
-        return stop
+        return called_back(self.callbacks, self.c, row)
 
     def _generic_epoch(self, shuffled: dict, batches, total: int) -> float:
         """One epoch of `update` over the generated module; returns the last learning rate."""
@@ -454,12 +446,7 @@ class Trainer:
             if transition.acceptance is not None:
                 result[f"hmc_acceptance_{name}"] = transition.acceptance
             result[f"hmc_step_size_{name}"] = transition.step_size
-        if self.validation is not None and set(c.kept) <= set(self.data):
-            train = float(c.xp.mean(c.module.free_energy(c.params, {k: c.xp.asarray(v) for k, v in sample.items()})))
-            held = {k: c.xp.asarray(v[:1000]) for k, v in self.validation.items()}
-            result["free_energy_gap"] = float(c.xp.mean(c.module.free_energy(c.params, held))) - train
-        if self.monitor:
-            result.update(self._monitored({k: v[:500] for k, v in sample.items()}))
+        result.update(held_out_metrics(c, sample, self.validation, self.monitor))
         if self.options.labels:
             result.update(self._label_metrics(sample))
         return result
@@ -479,13 +466,34 @@ class Trainer:
             sets["validation"] = {k: v[:rows] for k, v in self.validation.items()}
         return sets
 
-    def _monitored(self, sample: dict) -> dict:
-        """The mean of each monitor= function (train rows, and validation rows if given), as {set}_{name}."""
-        result = {}
-        for label, rows in self._monitoring_sets(sample, 500).items():
-            for name, measure in self.monitor.items():
-                result[f"{label}_{name}"] = float(np.mean(measure(self.c, rows)))
-        return result
+
+def called_back(callbacks, compiled, row: dict) -> bool:
+    """Call every callback with the epoch's row; whether one asked to stop (returned False or raised
+    StopTraining). Each still sees the epoch, so a progress printer after a stopping callback prints it."""
+    stop = False
+    for callback in callbacks:
+        try:
+            stop |= callback(compiled, row) is False
+        except StopTraining:
+            stop = True
+    return stop
+
+
+def held_out_metrics(compiled, sample: dict, validation: dict | None, monitor: dict) -> dict:
+    """The free-energy gap (validation rows given) and the mean of each monitor= function on the training sample
+    and the validation rows, as {set}_{name}: what every trainer reports each epoch beside its own figures."""
+    c, result = compiled, {}
+    if validation is not None and set(c.kept) <= set(sample):
+        train = float(c.xp.mean(c.module.free_energy(c.params, {k: c.xp.asarray(v) for k, v in sample.items()})))
+        held = {k: c.xp.asarray(v[:1000]) for k, v in validation.items()}
+        result["free_energy_gap"] = float(c.xp.mean(c.module.free_energy(c.params, held))) - train
+    sets = {"train": {k: v[:500] for k, v in sample.items()}}
+    if validation is not None:
+        sets["validation"] = {k: v[:500] for k, v in validation.items()}
+    for label, rows in sets.items() if monitor else ():
+        for name, measure in monitor.items():
+            result[f"{label}_{name}"] = float(np.mean(measure(c, rows)))
+    return result
 
 
 def apply_steps(compiled, options, steps: dict, velocity: dict, rates, lr: float, epoch: int) -> None:
