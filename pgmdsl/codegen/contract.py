@@ -278,7 +278,10 @@ class ReductionWriter:
             indices = tuple(i for i in first.indices if i not in summed) + \
                 tuple(i for i in second.indices if i not in summed)
             return Operand(f"xp.tensordot({first.code}, {second.code}, axes={axes})", indices)
-        result = tuple(sorted(dict.fromkeys(i for i in a.indices + b.indices if i in keep), key=lambda i: order.get(i, 99)))
+        # indices a later contraction sums over lead (order.get is 99 only for those): that product then reads this
+        # intermediate as one (summed, free) block, a GEMM without a copy (mcRBM's precision: R R^T per k, then hc)
+        result = tuple(sorted(dict.fromkeys(i for i in a.indices + b.indices if i in keep),
+                              key=lambda i: (i in order, order.get(i, 99))))
         letters = _letters(a.indices + b.indices)
         spec = f"{''.join(letters[i] for i in a.indices)},{''.join(letters[i] for i in b.indices)}->{''.join(letters[i] for i in result)}"
         return Operand(f"xp.einsum('{spec}', {a.code}, {b.code})", result)

@@ -249,7 +249,9 @@ class ModuleEmitter:
             tail = [  # a fresh array the caller owns (the joint kernels factor it in place), diagonal added in place
                 f"{coupled} = xp.reshape({coupled}, (-1, {size}, {size}))",
                 f"diagonal = xp.broadcast_to(xp.reshape({target}, (-1, {size})), ({coupled}.shape[0], {size}))",
-                f"{matrix} = xp.array({coupled}, dtype=DTYPE, order=\"C\", copy=True)",  # C order: the diagonal view below writes into it
+                # C order: the diagonal view below writes into it; a fresh product of its own needs no copy
+                f"{matrix} = xp.ascontiguousarray({coupled}, dtype=DTYPE)" if writer.fresh.get(coupled) else
+                f"{matrix} = xp.array({coupled}, dtype=DTYPE, order=\"C\", copy=True)",
                 f"xp.reshape({matrix}, (-1, {size * size}))[:, ::{size + 1}] += diagonal",
                 f"return {matrix}",
             ]

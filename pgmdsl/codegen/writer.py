@@ -47,6 +47,7 @@ class FunctionWriter:
         self.computed: set[str] = set()
         self.reductions = ReductionWriter(self, printer)
         self.batched_patches = False  # whether a layer's rows are read into patch matrices (codegen.contract)
+        self.fresh: dict[str, bool] = {}  # accumulated targets that are arrays of their own (written in place)
 
     def line(self, text: str) -> None:
         self.body.append(self.indent + text)
@@ -102,6 +103,7 @@ class FunctionWriter:
         array per bias term is a pass over memory more.
         """
         first, owned = True, False
+        self.fresh[target] = False
         for reduction in reductions:
             if comments and reduction.form.label:
                 self.comment(reduction.form.label)
@@ -110,6 +112,7 @@ class FunctionWriter:
                 # a constant (let s = 0.5) as an array of the module's dtype: later code indexes and broadcasts it
                 self.line(f"{target} = xp.asarray({code}, dtype=DTYPE)" if _is_number(code) else f"{target} = {code}")
                 owned = reduction.batch == "keep" and reduction.batched and _fresh_product(code)
+                self.fresh[target] = owned
                 first = False
             elif owned:
                 self.line(f"{target} -= {code[1:]}" if code.startswith("-") else f"{target} += {code}")
