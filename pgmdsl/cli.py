@@ -682,7 +682,7 @@ def _check_sample_options(args) -> None:
     if args.frames is not None:
         others = [name for name, given in (("-n", args.n is not None), ("--steps", args.steps is not None),
                                            ("--mean", args.mean), ("--clamp", bool(args.clamp)),
-                                           ("--inpaint", args.inpaint is not None)) if given]
+                                           ("--inpaint", args.inpaint is not None), ("--hmc", args.hmc)) if given]
         if others:
             raise DSLError(f"--frames generates a sequence frame by frame: {', '.join(others)} "
                            f"{'does' if len(others) == 1 else 'do'} not apply (see --gibbs-steps, --sample-frames and "
@@ -691,6 +691,8 @@ def _check_sample_options(args) -> None:
             raise DSLError(f"--frames must be a positive integer, got {args.frames}")
         if args.gibbs_steps is not None and not 1 <= args.gibbs_steps <= MAX_SWEEPS:
             raise DSLError(f"--gibbs-steps must be from 1 to {MAX_SWEEPS}, got {args.gibbs_steps}")
+    if args.inpaint is not None and args.hmc:
+        raise DSLError("--inpaint draws every layer exactly: --hmc is for plain and clamped samples")
     if args.inpaint is not None and (args.clamp or args.mean):
         raise DSLError(f"--inpaint does not go with {'--clamp' if args.clamp else '--mean'}: it keeps the known units "
                        "of one layer and samples the rest")
@@ -731,7 +733,8 @@ def _sample_rows(args, compiled, checkpoint: Path, output: Path | None) -> int:
     output = output or checkpoint.parent / f"samples-{n}.{'png' if plots.have_matplotlib() and shown else 'npy'}"
     if output.suffix.lower() == ".png" and shown is None:
         raise DSLError(f"the visible layer of {compiled.model.name} is not an image: write the samples to a .npy file")
-    samples = runs.visible_samples(compiled, n, steps, args.seed, means=args.mean, layer=layer, clamp=clamp)
+    samples = runs.visible_samples(compiled, n, steps, args.seed, means=args.mean, layer=layer, clamp=clamp,
+                                   hmc=args.hmc)
     clamped = f" with {', '.join(clamp)} clamped" if clamp else ""
     if output.suffix.lower() == ".npy":
         np.save(output, samples)
@@ -1022,6 +1025,9 @@ def _add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mean", action="store_true",
                         help="the visible layer's probabilities given the last state, not draws")
+    parser.add_argument("--hmc", action="store_true",
+                        help="draw jointly Gaussian layers (an mcRBM's x) by hybrid Monte Carlo transitions instead "
+                             "of exactly, as train --hmc")
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="FILE.png (tiles; channels over time for --frames) or FILE.npy (rows); default "
                              "RUN_DIR/samples-N.png (inpainted-N.png with --inpaint; a printed summary for --frames)")

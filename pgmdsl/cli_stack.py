@@ -215,7 +215,7 @@ def sample_command(args, stack, checkpoint: Path, output: Path | None) -> int:
     """`pgmdsl sample RUN` for a stack: Gibbs sampling in the top level, then one top-down pass of means."""
     from . import plots
 
-    refused = [o for o, given in (("--clamp", args.clamp), ("--inpaint", args.inpaint is not None),
+    refused = [o for o, given in (("--clamp", args.clamp), ("--inpaint", args.inpaint is not None), ("--hmc", args.hmc),
                                   ("--frames", args.frames is not None), ("--mean", args.mean)) if given]
     if refused:
         extra = " (its samples are the top-down pass's means already)" if refused[0] == "--mean" else ""

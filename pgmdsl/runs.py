@@ -188,7 +188,7 @@ def write_metrics(history, run_dir, info: dict | None = None) -> tuple[Path, Pat
 
 
 def visible_samples(compiled, n: int = 64, steps: int = 1000, seed: int = 0, means: bool = False,
-                    layer: str | None = None, clamp: dict | None = None) -> np.ndarray:
+                    layer: str | None = None, clamp: dict | None = None, hmc: bool = False) -> np.ndarray:
     """n draws of a visible layer after `steps` Gibbs sweeps from random states (host array, rows first).
 
     layer: which visible layer (needed when there are several). means=True
@@ -197,8 +197,8 @@ def visible_samples(compiled, n: int = 64, steps: int = 1000, seed: int = 0, mea
     less noise. clamp: {layer: rows} held fixed through the sweeps (the
     evidence: one row for every chain or n rows, checked by `clamp_rows`);
     every input layer must be among them, and at least one visible layer
-    must not. A model trained on standardised rows (`compiled.standardization`)
-    takes its clamped rows, and gives its samples back, in the data's units.
+    must not. hmc: jointly drawn Gaussian layers by hybrid Monte Carlo (Compiled.sample). A model trained on
+    standardised rows (`compiled.standardization`) takes its clamped rows, and gives its samples back, in the data's units.
     """
     clamp = dict(clamp or {})
     name = compiled.model.name
@@ -223,7 +223,7 @@ def visible_samples(compiled, n: int = 64, steps: int = 1000, seed: int = 0, mea
     standardization = compiled.standardization
     if standardization is not None:
         clamp = standardization.apply(clamp)
-    state = compiled.sample(n, steps=steps, seed=seed, clamp=clamp)
+    state = compiled.sample(n, steps=steps, seed=seed, clamp=clamp, hmc=hmc)
     values = to_host(compiled.mean(visible[0], state) if means else state[visible[0]])
     return values if standardization is None else standardization.undo(visible[0], values)
 

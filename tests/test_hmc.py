@@ -130,3 +130,5 @@ def test_fit_and_sample_take_hmc_and_report_it(tmp_path):
     assert main(["train", "mcrbm", "--set", "nv=5", "--set", "nm=3", "--set", "nc=4", "--data", str(tmp_path / "x.npy"),
                  "--epochs", "1", "--hmc", "--ais-runs", "0", "--quiet", "-o", str(tmp_path / "run")]) == 0
     assert "hmc_acceptance_x" in (tmp_path / "run" / "metrics.csv").read_text()
+    assert main(["sample", str(tmp_path / "run"), "-n", "4", "--steps", "3", "--hmc", "-o", str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (4, 5)
