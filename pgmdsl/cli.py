@@ -107,7 +107,9 @@ def check_command(args) -> int:
 def _interactive(args=None) -> bool:
     """Progress bars for the long evaluations only on a terminal and without --quiet: a log file or a pipe gets
     the results alone."""
-    return sys.stderr.isatty() and not getattr(args, "quiet", False)
+    from .runtime.progress import interactive
+
+    return interactive() and not getattr(args, "quiet", False)
 
 
 def _epochs_shown(args, epochs: int) -> list:
@@ -886,7 +888,8 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("-o", "--output", required=True, help="out.dot or out.png")
         if name == "compile":
             sub.add_argument("--backend", default="numpy", help="numpy (CPU) or cupy (GPU)")
-            sub.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+            sub.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                             help="the generated module's floating-point type (default float32)")
             sub.add_argument("-o", "--output", help="write the module here instead of printing it")
     return parser
 
@@ -943,7 +946,8 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pretrain-epochs", type=int, default=None,
                         help="the dbm recipe's layer-wise pretraining: epochs for each pair of layers "
                              f"(default {PRETRAINING['epochs']})")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                        help="the floating-point type the model trains in (default float32; float64 for checking)")
     _add_backend_argument(parser)
     parser.add_argument("--no-standardize", action="store_true",
                         help="train on the raw values of real-valued (Gaussian) observed layers; by default each "
@@ -978,7 +982,8 @@ def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", default="local", metavar="local|ADDRESS",
                         help="local: a Dask LocalCluster of one worker per core (default); ADDRESS: a running "
                              "scheduler, e.g. tcp://10.0.0.5:8786")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                        help="the floating-point type the model trains in (default float32; float64 for checking)")
     parser.add_argument("--validation-fraction", type=float, default=0.1,
                         help="rows held out for the held-out log-likelihood the table is sorted by (default 0.1)")
     parser.add_argument("--ais-runs", type=int, default=100,
@@ -1022,7 +1027,7 @@ def _add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", type=int, default=None,
                         help="number of samples (default 64, or the rows given to --clamp/--inpaint)")
     parser.add_argument("--steps", type=int, default=None, help="Gibbs sweeps from a random start (default 1000)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seeds the chains' random start and draws (default 0)")
     parser.add_argument("--mean", action="store_true",
                         help="the visible layer's probabilities given the last state, not draws")
     parser.add_argument("--hmc", action="store_true",

@@ -114,3 +114,17 @@ def test_evaluations_show_progress_only_on_a_terminal(capsys):
     assert "AIS" not in capsys.readouterr().err
     evaluate(c, {"train": rows}, ais_runs=4, distributions=50, progress=True)
     assert "AIS" in capsys.readouterr().err
+
+
+def test_every_option_of_every_subcommand_has_help_text():
+    import argparse
+
+    from pgmdsl.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"train", "sample", "eval", "check", "cache", "sweep"} <= set(commands.choices)
+    silent = [f"{name} {'/'.join(action.option_strings) or action.dest}"
+              for name, sub in commands.choices.items() for action in sub._actions
+              if not isinstance(action, argparse._HelpAction) and not (action.help or "").strip()]
+    assert not silent, f"options without help text: {silent}"

@@ -190,3 +190,24 @@ def test_relative_links_lead_to_files(path):
         if re.match(r"[a-z]+:", target) or target.startswith("#"):
             continue
         assert (path.parent / target.split("#")[0]).exists(), f"{path.name}: the link {target} leads nowhere"
+
+
+def test_every_construct_of_the_grammar_is_in_the_reference():
+    """Each keyword of grammars/dgm.lark, function, initialiser, constraint and unit type appears in
+    docs/language.md as code (`...`): a construct added to the grammar without its reference entry fails here."""
+    import re as regex
+
+    from pgmdsl import resources
+    from pgmdsl.ir.expr import FUNCTIONS
+
+    grammar = resources.grammar_path().read_text(encoding="utf-8")
+    keywords = set(regex.findall(r'"([a-z_]+)"', grammar))
+    assert {"model", "stack", "pooled", "into", "term", "import"} <= keywords  # the scan reads the grammar
+    reference = (DOCS_DIR / "language.md").read_text(encoding="utf-8")
+    code = " ".join(regex.findall(r"`([^`\n]+)`", FENCE.sub("", reference))) + " " + " ".join(
+        text for kind, _, text, _ in blocks(DOCS_DIR / "language.md"))
+    words = set(regex.findall(r"[A-Za-z_]+", code))
+    constructs = keywords | set(FUNCTIONS) | {"normal", "uniform", "identity", "logit_mean", "symmetric",
+                                              "zero_diagonal"} | {name.split("(")[0] for name in units.names()}
+    missing = sorted(c for c in constructs if c not in words)
+    assert not missing, f"docs/language.md does not show {missing}"

@@ -23,7 +23,6 @@ on the way go into that one line (runtime.warned), not onto the terminal.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from .labels import label_metrics, label_states
 from .options import options as make_options
 from .hmc import transitions as hmc_transitions
 from .pools import pooling_layers, with_pools
+from .progress import interactive
 from .gpu import to_host as _host
 from . import samplers, warned
 from .threads import blas_threads, update_products
@@ -255,7 +255,7 @@ class Trainer:
         from tqdm.auto import tqdm
 
         o = self.options
-        quiet = o.verbose == 0 or not sys.stderr.isatty()
+        quiet = o.verbose == 0 or not interactive()
         batches = -(-self.rows // o.batch_size)
         total = o.epochs * batches
         good = {k: v.copy() for k, v in self.c.params.items()}
