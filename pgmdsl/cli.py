@@ -888,8 +888,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("-o", "--output", required=True, help="out.dot or out.png")
         if name == "compile":
             sub.add_argument("--backend", default="numpy", help="numpy (CPU) or cupy (GPU)")
-            sub.add_argument("--dtype", default="float32", choices=["float32", "float64"],
-                             help="the generated module's floating-point type (default float32)")
+            _add_dtype_argument(sub, "the generated module's floating-point type (default float32)")
             sub.add_argument("-o", "--output", help="write the module here instead of printing it")
     return parser
 
@@ -946,8 +945,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pretrain-epochs", type=int, default=None,
                         help="the dbm recipe's layer-wise pretraining: epochs for each pair of layers "
                              f"(default {PRETRAINING['epochs']})")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"],
-                        help="the floating-point type the model trains in (default float32; float64 for checking)")
+    _add_dtype_argument(parser)
     _add_backend_argument(parser)
     parser.add_argument("--no-standardize", action="store_true",
                         help="train on the raw values of real-valued (Gaussian) observed layers; by default each "
@@ -982,8 +980,7 @@ def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", default="local", metavar="local|ADDRESS",
                         help="local: a Dask LocalCluster of one worker per core (default); ADDRESS: a running "
                              "scheduler, e.g. tcp://10.0.0.5:8786")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"],
-                        help="the floating-point type the model trains in (default float32; float64 for checking)")
+    _add_dtype_argument(parser)
     parser.add_argument("--validation-fraction", type=float, default=0.1,
                         help="rows held out for the held-out log-likelihood the table is sorted by (default 0.1)")
     parser.add_argument("--ais-runs", type=int, default=100,
@@ -993,6 +990,11 @@ def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                              "the best with `pgmdsl eval` for the 14,500 of the full schedule)")
     parser.add_argument("-o", "--output", required=True, metavar="DIR",
                         help="one run directory per configuration and seed, and results.csv; an existing DIR resumes")
+
+
+def _add_dtype_argument(parser, help_text: str = "the floating-point type the model trains in (default float32; "
+                                                  "float64 for checking)") -> None:
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"], help=help_text)
 
 
 def _add_quiet_argument(parser: argparse.ArgumentParser) -> None:

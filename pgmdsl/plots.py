@@ -81,23 +81,29 @@ def weight_tiles(compiled) -> np.ndarray | None:
     if found is None:
         return None
     visible, shape = found
-    graph = compiled.model.graph
     size = math.prod(compiled.layers[visible]["shape"])
+    for weights, hidden_sizes in _couplings(compiled, visible):
+        if weights.ndim == 2 and weights.shape[0] == size and weights.shape[1] in hidden_sizes:
+            return weights.T.reshape((-1,) + shape)
+        if weights.ndim == 2 and weights.shape[1] == size and weights.shape[0] in hidden_sizes:
+            return weights.reshape((-1,) + shape)
+        if weights.ndim == 4 and weights.shape[1] == 1:
+            return weights[:, 0]
+    return None
+
+
+def _couplings(compiled, visible: str):
+    """(a parameter's values, float64 on the host; the sizes of the hidden layers its term joins) for every
+    parameter of a term joining `visible` to a hidden layer, in the factor graph's order."""
+    graph = compiled.model.graph
     hidden = {name for name, info in compiled.layers.items() if info["role"] == "hidden"}
     for node in graph.neighbors(("layer", visible)):
-        layers = {n[1] for n in graph.neighbors(node)}
-        if not layers & hidden:
+        layers = {n[1] for n in graph.neighbors(node)} & hidden
+        if not layers:
             continue
-        hidden_sizes = {math.prod(compiled.layers[n]["shape"]) for n in layers & hidden}
+        sizes = {math.prod(compiled.layers[n]["shape"]) for n in layers}
         for name in graph.nodes[node]["params"]:
-            weights = np.asarray(_host(compiled.params[name]), dtype=np.float64)
-            if weights.ndim == 2 and weights.shape[0] == size and weights.shape[1] in hidden_sizes:
-                return weights.T.reshape((-1,) + shape)
-            if weights.ndim == 2 and weights.shape[1] == size and weights.shape[0] in hidden_sizes:
-                return weights.reshape((-1,) + shape)
-            if weights.ndim == 4 and weights.shape[1] == 1:
-                return weights[:, 0]
-    return None
+            yield np.asarray(_host(compiled.params[name]), dtype=np.float64), sizes
 
 
 def save_tiles(images, path, title: str = "", limit: int = 100, scale_each: bool = False,
@@ -211,17 +217,10 @@ def _hidden(level) -> str:
 
 def _conv_filters(level) -> np.ndarray | None:
     """The level's filters [K, C, r, s]: the 4-D parameter of a term joining its visible and hidden layers."""
-    graph = level.model.graph
     visible = next((name for name, info in level.layers.items() if info["role"] == "visible"), None)
     if visible is None:
         return None
-    for node in graph.neighbors(("layer", visible)):
-        if ("layer", _hidden(level)) in graph.neighbors(node):
-            for name in graph.nodes[node]["params"]:
-                weights = np.asarray(_host(level.params[name]), dtype=np.float64)
-                if weights.ndim == 4:
-                    return weights
-    return None
+    return next((weights for weights, _ in _couplings(level, visible) if weights.ndim == 4), None)
 
 
 def save_pairs(left, right, path, title: str = "", limit: int = 64,

@@ -128,7 +128,9 @@ def test_conv_dbn_trains_greedily_samples_and_passes_pooling_units_up():
     assert len(histories) == 2
     up = stack.up(0, rows)
     assert up.shape == (40, 3, 3, 3)
-    np.testing.assert_allclose(up, with_pools(stack.levels[0], {"h": stack.levels[0].transform(rows)["h"]})["p"])
+    h = np.asarray(stack.levels[0].transform(rows)["h"])  # the detectors' means; their pooling sums written here
+    np.testing.assert_allclose(up, h.reshape(40, 3, 3, 2, 3, 2).sum(axis=(3, 5)), atol=1e-12)
+    assert np.all(up <= 1 + 1e-12) and up.min() >= 0  # P(p = 1): a probability, as the next level's data must be
     assert stack.transform(rows).shape == (40, 4, 1, 1)
     samples = stack.sample(5, steps=3, seed=1)
     assert samples.shape == (5, 1, 8, 8) and np.all((samples >= 0) & (samples <= 1))

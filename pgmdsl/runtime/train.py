@@ -295,16 +295,13 @@ class Trainer:
             saved = bool(self.path) and (self.epoch % o.checkpoint_every == 0 or self.epoch == o.epochs)
             if saved:
                 self.save()
-            if self._called_back(row):
+            if called_back(self.callbacks, self.c, row):
                 if self.path and not saved:  # the epoch the run stopped at is the one to resume from
                     self.save()
                 log.info("epoch %d: a callback stopped training", self.epoch)
                 epochs.close()
                 break
         return self.history
-
-    def _called_back(self, row: dict) -> bool:
-        return called_back(self.callbacks, self.c, row)
 
     def _generic_epoch(self, shuffled: dict, batches, total: int) -> float:
         """One epoch of `update` over the generated module; returns the last learning rate."""
@@ -454,17 +451,11 @@ class Trainer:
     def _label_metrics(self, sample: dict) -> dict:
         """Accuracy and mean log p(label | rest), exact, on the training sample (and validation rows if given)."""
         result = {}
-        for label, rows in self._monitoring_sets(sample, 1000).items():
+        for label, rows in monitoring_sets(sample, self.validation, 1000).items():
             for name, value in label_metrics(self.c, rows, self.options.labels).items():
                 result[f"{label}_label_{name}"] = value
         return result
 
-    def _monitoring_sets(self, sample: dict, rows: int) -> dict:
-        """{"train": sample, "validation": its first `rows` rows when given}: what the monitors score."""
-        sets = {"train": sample}
-        if self.validation is not None:
-            sets["validation"] = {k: v[:rows] for k, v in self.validation.items()}
-        return sets
 
 
 def called_back(callbacks, compiled, row: dict) -> bool:
@@ -479,6 +470,14 @@ def called_back(callbacks, compiled, row: dict) -> bool:
     return stop
 
 
+def monitoring_sets(sample: dict, validation: dict | None, rows: int) -> dict:
+    """{"train": sample, "validation": its first `rows` rows when given}: what the monitors score."""
+    sets = {"train": sample}
+    if validation is not None:
+        sets["validation"] = {k: v[:rows] for k, v in validation.items()}
+    return sets
+
+
 def held_out_metrics(compiled, sample: dict, validation: dict | None, monitor: dict) -> dict:
     """The free-energy gap (validation rows given) and the mean of each monitor= function on the training sample
     and the validation rows, as {set}_{name}: what every trainer reports each epoch beside its own figures."""
@@ -487,10 +486,8 @@ def held_out_metrics(compiled, sample: dict, validation: dict | None, monitor: d
         train = float(c.xp.mean(c.module.free_energy(c.params, {k: c.xp.asarray(v) for k, v in sample.items()})))
         held = {k: c.xp.asarray(v[:1000]) for k, v in validation.items()}
         result["free_energy_gap"] = float(c.xp.mean(c.module.free_energy(c.params, held))) - train
-    sets = {"train": {k: v[:500] for k, v in sample.items()}}
-    if validation is not None:
-        sets["validation"] = {k: v[:500] for k, v in validation.items()}
-    for label, rows in sets.items() if monitor else ():
+    for label, rows in monitoring_sets({k: v[:500] for k, v in sample.items()}, validation, 500).items() \
+            if monitor else ():
         for name, measure in monitor.items():
             result[f"{label}_{name}"] = float(np.mean(measure(c, rows)))
     return result
