@@ -356,10 +356,36 @@ def gaussian_joint_log_partition(field, precision, chol=None, overwrite=False):
     return 0.5 * xp.sum(y * y, axis=-1) - 0.5 * log_det + 0.5 * field.shape[-1] * xp.log(2 * xp.pi)
 
 
-# Patch matrices kept for reuse, per thread: (a copy of the source, its specs, batched, order, the matrix).
+# Arrays kept for reuse, per thread: a patch matrix (im2col) while its source holds the same values, and a
+# product of parameters alone (kept_einsum) while they do. Each store keeps (copies of the sources, settings, the
+# array), the most recently used last.
 _PATCHES = threading.local()
 PATCH_ENTRIES = 3  # matrices kept: a CD step's two phases and the one before (least recently used dropped first)
 PATCH_BYTES = 1 << 28  # and at most this many bytes of them
+_KEPT = threading.local()
+KEPT_ENTRIES = 4  # products of parameters kept (a model's precision and free energy each have one)
+
+
+def _recalled(store, entries, settings, sources, build):
+    """The array `build()` made for equal settings and sources of equal values, else a new one (kept if small).
+
+    Equality of every entry of every source, checked against the copies
+    kept, never assumed from an array's identity: a source changed in place
+    (a parameter after an update) is read afresh. Callers only read the array.
+    """
+    kept = store.__dict__.setdefault("entries", [])
+    for number in range(len(kept) - 1, -1, -1):  # the most recent first
+        copies, known, built = kept[number]
+        if known == settings and all(a.shape == b.shape and a.dtype == b.dtype and bool(xp.array_equal(a, b))
+                                     for a, b in zip(copies, sources)):
+            kept.append(kept.pop(number))
+            return built
+    built = build()
+    if built.nbytes <= PATCH_BYTES:
+        kept.append((tuple(xp.array(x, copy=True) for x in sources), settings, built))
+        while len(kept) > entries or sum(entry[-1].nbytes for entry in kept) > PATCH_BYTES:
+            kept.pop(0)
+    return built
 
 
 def patches(x, specs, batched, order):
@@ -368,24 +394,22 @@ def patches(x, specs, batched, order):
     A CD step reads the same visible rows into patches three times (the data
     phase's hidden field, the statistics; the model phase's likewise): the
     matrix, 81 times the rows for 9x9 filters, is kept and handed out again
-    while a later call's x holds the same values, which is checked against a
-    copy of the source (equality of every entry: a few hundredths of the
-    build's time), never assumed from the array's identity, so a source
-    changed in place is read afresh. Callers only read the matrix.
+    while a later call's x holds the same values (a few hundredths of the
+    build's time to check).
     """
-    kept = _PATCHES.__dict__.setdefault("entries", [])
-    for number in range(len(kept) - 1, -1, -1):  # the most recent first
-        source, *settings, built = kept[number]
-        if settings == [specs, batched, order] and source.shape == x.shape and source.dtype == x.dtype \
-                and bool(xp.array_equal(source, x)):
-            kept.append(kept.pop(number))
-            return built
-    built = xp.ascontiguousarray(unfold(x, specs, batched).transpose(order))
-    if built.nbytes <= PATCH_BYTES:
-        kept.append((xp.array(x, copy=True), specs, batched, order, built))
-        while len(kept) > PATCH_ENTRIES or sum(entry[-1].nbytes for entry in kept) > PATCH_BYTES:
-            kept.pop(0)
-    return built
+    return _recalled(_PATCHES, PATCH_ENTRIES, (specs, batched, order), (x,),
+                     lambda: xp.ascontiguousarray(unfold(x, specs, batched).transpose(order)))
+
+
+def kept_einsum(spec, *operands):
+    """xp.einsum(spec, *operands) of parameters alone, kept while they hold the same values.
+
+    A product that grows its operands (the mcRBM's R R^T per factor, nv x nv
+    x nc from nv x nc) is rebuilt by every call of a kernel that needs it,
+    though sampling never changes the parameters: checking the operands
+    costs a copy's worth of their (smaller) size.
+    """
+    return _recalled(_KEPT, KEPT_ENTRIES, spec, operands, lambda: xp.einsum(spec, *operands))
 
 
 def unfold(x, specs, batched):

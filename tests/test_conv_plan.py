@@ -8,6 +8,7 @@ The cost model is checked on the contractions it has to tell apart.
 """
 
 import itertools
+import inspect
 
 import numpy as np
 import pytest
@@ -225,3 +226,27 @@ def test_patch_matrices_are_reused_only_for_equal_sources():
     for k in range(module.PATCH_ENTRIES):
         module.patches(v + k + 1, specs, True, order)
     assert module.patches(v, specs, True, order) is not again  # dropped: only the last PATCH_ENTRIES are kept
+
+
+def test_products_of_parameters_are_kept_while_the_parameters_hold():
+    """The mcRBM's precision reads R R^T per factor through kept_einsum: the same array while R holds its values
+    (sampling), a new and correct one once R changes in place (training), and the precision equals
+    I + R diag(hc) R^T either way."""
+    c = pgmdsl.load("mcrbm", nv=5, nm=3, nc=4).compile(dtype="float64", seed=1)
+    module = c.module
+    assert "kept_einsum(" in inspect.getsource(module.precision_x)
+    R = c.params["R"]
+    first = module.kept_einsum("ik,jk->kij", R, R)
+    assert module.kept_einsum("ik,jk->kij", R.copy(), R.copy()) is first
+    R[0, 0] += 0.5  # an update in place: the same array, other values
+    again = module.kept_einsum("ik,jk->kij", R, R)
+    assert again is not first
+    np.testing.assert_array_equal(again, np.einsum("ik,jk->kij", R, R))
+    hc = (np.random.default_rng(0).random((6, 4)) < 0.5).astype(float)
+    state = {"x": np.zeros((6, 5)), "hm": np.zeros((6, 3)), "hc": hc}
+    for _ in range(2):  # built, then recalled
+        expected = np.eye(5) + np.einsum("ik,bk,jk->bij", R, hc, R)
+        np.testing.assert_allclose(module.precision_x(c.params, state), expected, rtol=1e-12)
+    R *= 2.0
+    np.testing.assert_allclose(module.precision_x(c.params, state),
+                               np.eye(5) + np.einsum("ik,bk,jk->bij", R, hc, R), rtol=1e-12)

@@ -213,7 +213,7 @@ class ReductionWriter:
             a, b = operands[first], operands[second]
             rest = [op for k, op in enumerate(operands) if k not in (first, second)]
             keep = set(output).union(*[op.indices for op in rest]) if rest else set(output)
-            pair = self._pair(a, b, keep, output, extents)
+            pair = self._pair(a, b, keep, output, extents, kept=bool(rest))
             if rest:
                 pair = self._assign(pair)
             operands = rest + [pair]
@@ -252,8 +252,14 @@ class ReductionWriter:
                     best, best_cost = (i, j), cost
         return best
 
-    def _pair(self, a: Operand, b: Operand, keep: set[str], output: tuple[str, ...], extents) -> Operand:
-        """The contraction of two operands, as an expression (matmul, broadcast product, tensordot or einsum)."""
+    def _pair(self, a: Operand, b: Operand, keep: set[str], output: tuple[str, ...], extents,
+              kept: bool = False) -> Operand:
+        """The contraction of two operands, as an expression (matmul, broadcast product, tensordot or einsum).
+
+        kept: the pair is an intermediate (a later product reads it, nothing writes into it); a product of
+        parameters alone that is larger than its operands is then the prelude's kept_einsum, rebuilt only when
+        they change (the mcRBM's precision: R R^T per factor, the same for every sweep while sampling).
+        """
         shared = [i for i in a.indices if i in b.indices]
         summed = [i for i in shared if i not in keep]
         order = {name: k for k, name in enumerate((BATCH,) + output)}
@@ -284,6 +290,10 @@ class ReductionWriter:
                               key=lambda i: (i in order, order.get(i, 99))))
         letters = _letters(a.indices + b.indices)
         spec = f"{''.join(letters[i] for i in a.indices)},{''.join(letters[i] for i in b.indices)}->{''.join(letters[i] for i in result)}"
+        grows = prod(extents[i] for i in result) > 2 * (prod(extents[i] for i in a.indices) +
+                                                        prod(extents[i] for i in b.indices))
+        if kept and grows and BATCH not in a.indices + b.indices:
+            return Operand(f"kept_einsum('{spec}', {a.code}, {b.code})", result)
         return Operand(f"xp.einsum('{spec}', {a.code}, {b.code})", result)
 
     def _assign(self, operand: Operand) -> Operand:
