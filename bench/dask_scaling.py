@@ -14,6 +14,14 @@
 Serial runs use one BLAS thread so the comparison is of processes, as on a
 cluster of single-core workers; the machine has 2 cores.
 
+- The ceiling, measured in the same run: two plain processes (no Dask) each
+  computing a worker's share of an update (ShardTrainer.statistics on
+  batch / 2 rows) at the same time, nothing sent between them: what two
+  workers could reach on this machine if moving the parameters and the
+  statistics cost nothing. On a 2-vCPU virtual machine two busy processes
+  slow each other (shared caches and memory bandwidth), so the ceiling is
+  below 2x.
+
     python bench/dask_scaling.py [--distributions 300] [--hidden 500] [--batches 20 200 1000]
 """
 
@@ -31,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
 
 import pgmdsl  # noqa: E402
+from pgmdsl.distributed import local_cluster  # noqa: E402
 from pgmdsl.evaluate import ais  # noqa: E402
 
 
@@ -42,6 +51,35 @@ def ais_model(rng):
     p = np.clip(data.mean(0), 0.01, 0.99)
     c.params["a"][...] = np.log(p / (1 - p))
     return c, data
+
+
+def _share_time(rows: np.ndarray, hidden: int, share: int, start_at: float, updates: int = 5) -> float:
+    """In a fresh process: the median time of one worker's share of an update (no Dask), started at start_at."""
+    from pgmdsl.distributed import ShardTrainer, model_bytes
+    from pgmdsl.runtime.train import as_data
+
+    with threadpool_limits(1):
+        model = pgmdsl.load("rbm", nv=784, nh=hidden).compile(dtype="float32", seed=0)
+        trainer = ShardTrainer(model_bytes(model), as_data(model, rows), 0, 0, share, share, {"method": "cd", "k": 1})
+        trainer.shuffle()
+        params = {name: np.asarray(value) for name, value in model.params.items()}
+        time.sleep(max(0.0, start_at - time.time()))  # both processes busy at once
+        times = []
+        for update in range(updates):
+            started = time.perf_counter()
+            trainer.statistics(params, update % (len(rows) // share), 1e-3, 1e-3)
+            times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+def ceiling(rows: np.ndarray, hidden: int, batch: int) -> tuple[float, float]:
+    """(one process alone, two processes at once): the median time of a worker's share (batch / 2 rows)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2) as pool:
+        alone = pool.submit(_share_time, rows, hidden, batch // 2, time.time() + 5).result()
+        both = [pool.submit(_share_time, rows, hidden, batch // 2, time.time() + 5) for _ in range(2)]
+        return alone, max(future.result() for future in both)
 
 
 def timed(function):
@@ -58,11 +96,17 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=500)
     parser.add_argument("--batches", type=int, nargs="+", default=[20, 200, 1000])
     parser.add_argument("--rows", type=int, default=4000)
+    parser.add_argument("--nanny-environment", action="store_true",
+                        help="start the workers with Dask's default environment (MALLOC_TRIM_THRESHOLD_ set), not "
+                             "pgmdsl.distributed.local_cluster's")
     args = parser.parse_args()
     print(machine())
     rng = np.random.default_rng(0)
     schedule = np.linspace(0, 1, args.distributions + 1)
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+    if args.nanny_environment:  # Dask's own default: MALLOC_TRIM_THRESHOLD_=65536 in every worker
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+    else:
+        cluster = local_cluster(2, dashboard_address=":0")
     client = Client(cluster)
     try:
         c, data = ais_model(rng)
@@ -90,9 +134,12 @@ def main() -> None:
                                                              lr=0.01, verbose=0, **arguments))[1])
                 measured[name] = ((times[1] - times[0]) / (2 * updates), times[0] - (times[1] - times[0]) / 2)
             (serial, _), (spread, setup) = measured["serial"], measured["2 workers"]
+            alone, both = ceiling(rows, args.hidden, batch)
             print(f"CD-1 RBM 784x{args.hidden} float32, {args.rows} rows, batch {batch}: serial {serial * 1e3:.1f} "
                   f"ms/update, 2 workers {spread * 1e3:.1f} ms/update ({serial / spread:.2f}x; the cluster's setup, "
-                  f"once a fit: {setup:.1f} s)", flush=True)
+                  f"once a fit: {setup:.1f} s); ceiling: a share of {batch // 2} rows takes {alone * 1e3:.1f} ms "
+                  f"alone, {both * 1e3:.1f} ms with the other share beside it ({serial / both:.2f}x serial)",
+                  flush=True)
     finally:
         client.close()
         cluster.close()

@@ -51,13 +51,30 @@ def require_dask():
     return dask.distributed
 
 
+# Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536 (to hand freed memory back to the system).
+# Setting it turns off glibc's adaptive mmap threshold, so every array over 128 KiB is mapped and unmapped
+# afresh, page faults and all: the temporaries of a CD step on 1000 rows of an RBM 784 x 1000 then took 1.5
+# times as long (bench/README.md, "Dask"). Workers started here leave it unset.
+WORKER_ENVIRONMENT = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+
+
+def local_cluster(workers: int | None = None, **settings):
+    """A LocalCluster of `workers` single-threaded worker processes (default: one per core, so NumPy's own
+    threads are not oversubscribed), started with WORKER_ENVIRONMENT; settings: LocalCluster's others."""
+    import dask
+
+    distributed = require_dask()
+    with dask.config.set(WORKER_ENVIRONMENT):
+        return distributed.LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                                        processes=True, **settings)
+
+
 def connect(scheduler: str = "local"):
-    """A Client: "local" starts a LocalCluster sized to this machine (one single-threaded worker process per
-    core, so NumPy's own threads are not oversubscribed), anything else is a running scheduler's address."""
+    """A Client: "local" starts local_cluster() sized to this machine, anything else is a running scheduler's
+    address."""
     distributed = require_dask()
     if scheduler == "local":
-        cluster = distributed.LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True)
-        return distributed.Client(cluster)
+        return distributed.Client(local_cluster())
     try:
         return distributed.Client(scheduler, timeout="10s")
     except OSError as error:
@@ -428,6 +445,21 @@ class ShardTrainer:
         weights = np.concatenate((np.full(len(index), lr_rows), np.full(chains, -lr_chains))).astype(c.dtype)
         return {k: np.asarray(v) for k, v in c.module.statistics(c.params, both, weights).items()}
 
+    def state(self) -> dict:
+        """This worker's part of a checkpoint: its persistent chains (PCD's), its sampler's state, its stream."""
+        from .runtime.gpu import to_host
+
+        return {"chains": {k: np.asarray(to_host(v)) for k, v in (self.trainer.chains or {}).items()},
+                "sampler": {k: np.asarray(v) for k, v in self.trainer.phase.state().items()},
+                "rng": self.trainer.rng.bit_generator.state}
+
+    def restore(self, chains: dict, sampler: dict, rng: dict, path: str) -> None:
+        """Continue from a checkpoint's part for this worker (state()'s)."""
+        xp, dtype = self.compiled.xp, self.compiled.dtype
+        self.trainer.chains = {k: xp.asarray(v, dtype=dtype) for k, v in chains.items()} or None
+        self.trainer.phase.restore(sampler, path)
+        self.trainer.rng.bit_generator.state = rng  # also the sampler's generator: the same object
+
     def reconstruction(self, params: dict) -> tuple[int, float]:
         """(rows, the mean reconstruction error of this shard) under `params`."""
         from .runtime.train import reconstruction_error
@@ -437,8 +469,7 @@ class ShardTrainer:
         return self.trainer.rows, float(reconstruction_error(self.compiled, self.trainer.data))
 
 
-UNSUPPORTED_DISTRIBUTED = ("clamp", "checkpoint", "resume", "mean_field_start", "sparsity_target",
-                           "labels")  # fit options client= refuses
+UNSUPPORTED_DISTRIBUTED = ("clamp", "mean_field_start", "sparsity_target", "labels")  # fit options client= refuses
 
 
 def fit_data_parallel(compiled, data, client, method: str = "cd", k: int = 1, epochs: int = 10,
@@ -460,11 +491,14 @@ def fit_data_parallel(compiled, data, client, method: str = "cd", k: int = 1, ep
     """
     from .runtime.initialize import initial_value
     from .runtime.options import options as training_options
-    from .runtime.train import History, _monitors, apply_steps, as_data, called_back, check_support, held_out_metrics
+    from .runtime import warned
+    from .runtime.train import History, _monitors, as_data, called_back, check_support, diverged, held_out_metrics
 
     require_dask()
     callbacks, validation, monitor = (tuple(options.pop("callbacks", None) or ()), options.pop("validation", None),
                                       _monitors(options.pop("monitor", None) or ()))
+    resume = options.pop("resume", None)
+    path = options.pop("checkpoint", None) or resume
     refused = [name for name in UNSUPPORTED_DISTRIBUTED if _given(options.pop(name, None))]
     if refused:
         raise DSLError(f"fit(client=): {refused[0]}= is not supported in data-parallel training (fit without client=)")
@@ -494,39 +528,104 @@ def fit_data_parallel(compiled, data, client, method: str = "cd", k: int = 1, ep
             compiled.params[param.name] = compiled.xp.asarray(initial_value(param, start, compiled.dtype, rows))
     payload = model_bytes(compiled)
     passed = dict(method=method, k=k, **options)
-    actors = [client.submit(ShardTrainer, payload, {n: v[shard.start:shard.stop] for n, v in rows.items()}, index,
-                            seed, share, chain_share, passed, workers=[address], actor=True, pure=False).result()
-              for index, (address, shard) in enumerate(zip(workers, shards))]
+    # each shard straight to its worker, not in the task graph; the futures held until the actors have their rows
+    held = [client.scatter({n: v[shard.start:shard.stop] for n, v in rows.items()}, workers=[address], hash=False)
+            for address, shard in zip(workers, shards)]
+    actors = [client.submit(ShardTrainer, payload, shard, index, seed, share, chain_share, passed, workers=[address],
+                            actor=True, pure=False) for index, (address, shard) in enumerate(zip(workers, held))]
+    actors = [future.result() for future in actors]
+    del held
     xp, history = compiled.xp, History()
     velocity = {name: xp.zeros_like(value) for name, value in compiled.params.items()}
+    first, updates = 0, 0
+    if resume is not None and Path(resume).exists():
+        velocity, first, updates, history = _resumed(compiled, actors, resume, settings, chain_share)
     rates = settings.parameter_rates([p.name for p in compiled.model.params])
-    updates, per_epoch = 0, min(len(s) for s in shards) // share  # every worker a full share each update
+    per_epoch = min(len(s) for s in shards) // share  # every worker a full share each update
     total = epochs * per_epoch
-    for epoch in range(epochs):
+    good = {name: value.copy() for name, value in compiled.params.items()}
+    shown = set()  # the numerical warnings shown so far: each once a run
+    for epoch in range(first, epochs):
         started = time.perf_counter()
-        for future in [actor.shuffle() for actor in actors]:
-            future.result()
-        for update in range(per_epoch):
-            rate = settings.learning_rate(updates, total)
+        with warned.held() as caught:  # a diverging epoch's overflow warnings go into its message
+            rate = _epoch_updates(compiled, actors, settings, velocity, rates, epoch, updates, per_epoch, total)
+            updates += per_epoch
             params = {name: np.asarray(value) for name, value in compiled.params.items()}
-            parts = [actor.statistics(params, update, rate / batch_size, rate / (chains or batch_size))
-                     for actor in actors]
-            steps = _summed([part.result() for part in parts])
-            apply_steps(compiled, settings, steps, velocity, rates, rate, epoch)
-            updates += 1
-        params = {name: np.asarray(value) for name, value in compiled.params.items()}
-        measured = [actor.reconstruction(params).result() for actor in actors]
-        reconstruction = sum(n * error for n, error in measured) / sum(n for n, _ in measured)
-        if not math.isfinite(reconstruction):
-            raise DSLError(f"training diverged in epoch {epoch + 1}: the reconstruction error is not finite; "
-                           "try a smaller lr")
+            bad = [name for name, value in params.items() if not np.all(np.isfinite(value))]
+            measured = [] if bad else [actor.reconstruction(params).result() for actor in actors]
+        reconstruction = sum(n * error for n, error in measured) / sum(n for n, _ in measured) if measured else 0.0
+        if not bad and not math.isfinite(reconstruction):
+            bad = ["the reconstruction error"]
+        if bad:
+            raise diverged(compiled, bad, epoch, updates, good, path, warned.summary(caught))
+        warned.release(caught, shown)
+        good = {name: value.copy() for name, value in compiled.params.items()}
         row = {"epoch": epoch + 1, "lr": rate, "reconstruction": reconstruction,
                **held_out_metrics(compiled, {k: v[:1000] for k, v in rows.items()}, validation, monitor),
                "seconds": time.perf_counter() - started}
         history.append(row)
-        if called_back(callbacks, compiled, row):  # early stopping, as the serial trainer's callbacks
+        stop = called_back(callbacks, compiled, row)  # early stopping, as the serial trainer's callbacks
+        if path and (stop or (epoch + 1) % settings.checkpoint_every == 0 or epoch + 1 == epochs):
+            _save(compiled, actors, path, settings, velocity, epoch + 1, updates, history)
+        if stop:
             break
     return history
+
+
+def _epoch_updates(compiled, actors, settings, velocity: dict, rates, epoch: int, updates: int, per_epoch: int,
+                   total: int) -> float:
+    """One epoch's synchronous updates: the workers shuffle their shards, then each update they get the
+    parameters and return their shares of the step, which the driver sums and takes; returns the last rate."""
+    from .runtime.train import apply_steps
+
+    for future in [actor.shuffle() for actor in actors]:
+        future.result()
+    rate, rows, chains = settings.base_lr, settings.batch_size, settings.chains or settings.batch_size
+    for update in range(per_epoch):
+        rate = settings.learning_rate(updates + update, total)
+        params = {name: np.asarray(value) for name, value in compiled.params.items()}
+        parts = [actor.statistics(params, update, rate / rows, rate / chains) for actor in actors]
+        apply_steps(compiled, settings, _summed([part.result() for part in parts]), velocity, rates, rate, epoch)
+    return rate
+
+
+def _save(compiled, actors, path, settings, velocity: dict, epoch: int, updates: int, history) -> None:
+    """A checkpoint of data-parallel training: the driver's parameters, momentum and History, the workers'
+    chains in worker order (the serial trainer's form: chains= or batch_size rows), each worker's sampler state
+    under w<index>/ and its stream (train/state's "workers"), so that resume= continues on as many workers."""
+    from .runtime.checkpoint import save
+
+    parts = [future.result() for future in [actor.state() for actor in actors]]
+    chains = {name: np.concatenate([part["chains"][name] for part in parts]) for name in parts[0]["chains"]}
+    save(path, compiled, {
+        "options": settings.as_dict(), "velocity": velocity, "chains": chains,
+        "sampler": {f"w{index}/{name}": value for index, part in enumerate(parts)
+                    for name, value in part["sampler"].items()},
+        "rng": None, "workers": [part["rng"] for part in parts],
+        "epoch": epoch, "updates": updates, "activity": {}, "history": list(history)})
+
+
+def _resumed(compiled, actors, path, settings, chain_share: int):
+    """Load a data-parallel checkpoint (_save's) into the driver and the workers; returns (velocity, epoch,
+    updates, History)."""
+    from .runtime.checkpoint import resumable
+    from .runtime.train import History, resumed_training
+
+    contents = resumable(path, compiled)
+    training = resumed_training(contents, settings, path, workers=len(actors))
+    xp = compiled.xp
+    for name, value in contents["params"].items():
+        compiled.params[name] = xp.asarray(value, dtype=compiled.dtype)
+    futures = []
+    for index, (actor, stream) in enumerate(zip(actors, training["workers"])):
+        rows = slice(index * chain_share, (index + 1) * chain_share)
+        prefix = f"w{index}/"
+        sampler = {name[len(prefix):]: value for name, value in training["sampler"].items() if name.startswith(prefix)}
+        futures.append(actor.restore({k: v[rows] for k, v in training["chains"].items()}, sampler, stream, str(path)))
+    for future in futures:
+        future.result()
+    velocity = {k: xp.asarray(v, dtype=compiled.dtype) for k, v in training["velocity"].items()}
+    return velocity, training["epoch"], training["updates"], History(training["history"])
 
 
 def _given(value) -> bool:

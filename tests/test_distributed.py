@@ -29,8 +29,7 @@ dask_distributed = pytest.importorskip("dask.distributed")
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = dask_distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                            dashboard_address=":0")
+    cluster = distributed.local_cluster(2, dashboard_address=":0")
     with dask_distributed.Client(cluster) as connected:
         yield connected
     cluster.close()
@@ -58,6 +57,19 @@ def test_without_dask_the_error_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
     with pytest.raises(DSLError, match=r"pip install 'pgmdsl\[dask\]'"):
         distributed.require_dask()
+
+
+def _worker_environment():
+    import os
+
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OPENBLAS_NUM_THREADS")
+
+
+def test_local_workers_are_single_threaded_and_keep_mallocs_adaptive_threshold(client):
+    """local_cluster's workers: one BLAS thread each, and no MALLOC_TRIM_THRESHOLD_ (Dask's nanny sets it,
+    which makes every large temporary a fresh mapping)."""
+    assert len(client.scheduler_info()["workers"]) == 2
+    assert set(client.run(_worker_environment).values()) == {(None, "1")}
 
 
 def test_a_chains_weights_do_not_depend_on_the_blocks_beside_it():
@@ -192,10 +204,50 @@ def test_data_parallel_fit_matches_the_serial_update(client, method):
 
 def test_data_parallel_fit_refuses_what_it_does_not_do(client):
     c = random_rbm()
-    with pytest.raises(DSLError, match="checkpoint= is not supported"):
-        c.fit(binary_rows(40), checkpoint="run.npz", client=client)
+    with pytest.raises(DSLError, match="clamp= is not supported"):
+        c.fit(binary_rows(40), clamp=["v"], client=client)
     with pytest.raises(DSLError, match="must divide among"):
         c.fit(binary_rows(40), batch_size=5, client=client)
+
+
+@pytest.mark.parametrize("method", ["pcd", "pt"])
+def test_data_parallel_fit_resumes_exactly_from_its_checkpoint(client, tmp_path, method):
+    """Two epochs, a checkpoint, two more by resume= give the parameters of four epochs in one run: the
+    workers' chains, sampler states and streams come back to the same workers."""
+    data, path = binary_rows(40, seed=4), tmp_path / "run.npz"
+    settings = dict(method=method, k=1, batch_size=8, lr=0.1, seed=3, momentum=0.5, client=client)
+    straight = random_rbm(scale=0.1)
+    straight.fit(data, epochs=4, **settings)
+    resumed = random_rbm(scale=0.1)
+    resumed.fit(data, epochs=2, checkpoint=path, **settings)
+    assert load_trained(path).checkpoint["training"]["epoch"] == 2
+    again = random_rbm(scale=0.1)
+    history = again.fit(data, epochs=4, resume=path, **settings)
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    for name in straight.params:
+        np.testing.assert_allclose(again.params[name], straight.params[name], rtol=1e-12, atol=1e-14)
+    serial = random_rbm(scale=0.1)
+    with pytest.raises(DSLError, match="data-parallel training on 2 workers: resume it with fit"):
+        serial.fit(data, epochs=4, resume=path, **{k: v for k, v in settings.items() if k != "client"})
+    serial_path = tmp_path / "serial.npz"
+    random_rbm(scale=0.1).fit(data, epochs=1, checkpoint=serial_path,
+                              **{k: v for k, v in settings.items() if k != "client"})
+    with pytest.raises(DSLError, match="saved by the serial trainer"):
+        random_rbm(scale=0.1).fit(data, epochs=2, resume=serial_path, **settings)
+
+
+def test_data_parallel_fit_stops_on_divergence_and_keeps_its_last_good_checkpoint(client, tmp_path):
+    path = tmp_path / "run.npz"
+    c = random_rbm(scale=0.1)
+    c.fit(binary_rows(40), epochs=1, batch_size=8, lr=0.1, checkpoint=path, client=client)
+    good = {k: v.copy() for k, v in c.params.items()}
+    with pytest.raises(DSLError, match=f"diverged in epoch 2 .*restored to the end of epoch 1; the last good "
+                                       f"checkpoint is {path}"):
+        c.fit(binary_rows(40), epochs=3, batch_size=8, lr=1e308, momentum=0.9, resume=path,
+              client=client)
+    for name, value in good.items():
+        np.testing.assert_array_equal(c.params[name], value)
+    assert load_trained(path).checkpoint["training"]["epoch"] == 1
 
 
 def test_data_parallel_fit_reports_validation_and_monitors_and_stops_early(client):

@@ -126,7 +126,8 @@ ARRAY_GROUPS = ("velocity", "chains", "sampler")  # train/GROUP/NAME arrays besi
 
 TRAINING = {
     "options": (lambda value: isinstance(value, dict), "an object of fit's options"),
-    "rng": (_is_pcg64_state, "a PCG64 generator state"),
+    "rng": (lambda value: value is None or _is_pcg64_state(value),
+            "a PCG64 generator state (null only beside 'workers')"),
     "epoch": (_is_int, "an integer >= 0"),
     "updates": (_is_int, "an integer >= 0"),
     "activity": (lambda value: isinstance(value, dict), "an object of layer names to running means"),
@@ -143,6 +144,12 @@ def training_state(path, members: dict) -> dict:
         options(**training["options"])
     except DSLError as error:
         raise DSLError(f"checkpoint {path}: train/state options: {error.message.removeprefix('fit: ')}") from None
+    workers = training.get("workers")  # data-parallel training (pgmdsl.distributed): one stream per worker
+    if workers is not None and not (isinstance(workers, list) and workers and all(map(_is_pcg64_state, workers))):
+        raise DSLError(f"checkpoint {path}: train/state 'workers' must be a list of PCG64 generator states")
+    if (training["rng"] is None) == (workers is None):
+        raise DSLError(f"checkpoint {path}: train/state needs either 'rng' (the serial trainer's) or 'workers' "
+                       "(data-parallel training's), not both")
     if len(training["history"]) != training["epoch"]:
         raise DSLError(f"checkpoint {path}: train/state holds {len(training['history'])} history rows for "
                        f"{training['epoch']} epochs")

@@ -59,6 +59,41 @@ class StopTraining(Exception):
     """
 
 
+def diverged(compiled, bad, epoch: int, updates: int, good: dict, path, numerical: str = "") -> TrainingDiverged:
+    """The error of a diverged epoch, the parameters restored to `good` (the end of epoch `epoch`, 0-based count).
+
+    bad: what became NaN or infinite; path: the checkpoint, named when it exists (the last good one is kept).
+    """
+    for name, value in good.items():
+        compiled.params[name] = value
+    kept = f"; the last good checkpoint is {path}" if path and Path(path).exists() else ""
+    said = f". numpy warned of {numerical}" if numerical else ""
+    return TrainingDiverged(
+        f"training diverged in epoch {epoch + 1} (by update {updates}): {', '.join(bad)} became NaN or "
+        f"infinite; parameters restored to the end of epoch {epoch}{kept}{said}. Try a smaller lr.")
+
+
+def resumed_training(contents: dict, options, path, workers: int | None) -> dict:
+    """The training state of a read checkpoint (checkpoint.resumable), refused unless it continues this run:
+    the same method, k, batch_size, seed and chains, and saved by the same kind of trainer (`workers`: the
+    data-parallel workers resuming it, None for the serial trainer)."""
+    training = contents["training"]
+    if training is None:
+        raise DSLError(f"{path} holds no training state to resume from")
+    saved = training["options"]
+    for name in ("method", "k", "batch_size", "seed", "chains"):
+        if saved.get(name) != getattr(options, name):
+            raise DSLError(f"resume: {name} was {saved.get(name)!r} in {path}, now {getattr(options, name)!r}")
+    streams = training.get("workers")
+    if workers is None and streams is not None:
+        raise DSLError(f"resume: {path} was saved by data-parallel training on {len(streams)} workers: resume it "
+                       f"with fit(..., client=) on as many")
+    if workers is not None and (not isinstance(streams, list) or len(streams) != workers):
+        saved_by = "the serial trainer" if streams is None else f"data-parallel training on {len(streams)} workers"
+        raise DSLError(f"resume: {path} was saved by {saved_by}, not by data-parallel training on {workers} workers")
+    return training
+
+
 class History(list):
     """Per-epoch metrics, one dict per epoch: epoch, lr, reconstruction, free_energy_gap (with validation rows),
     the monitored metrics, {train,validation}_label_accuracy and _label_log_likelihood (with labels=), the
@@ -218,13 +253,7 @@ class Trainer:
 
     def resume(self, path) -> None:
         contents = checkpoints.resumable(path, self.c)
-        training = contents["training"]
-        if training is None:
-            raise DSLError(f"{path} holds no training state to resume from")
-        saved = training["options"]
-        for name in ("method", "k", "batch_size", "seed", "chains"):
-            if saved.get(name) != getattr(self.options, name):
-                raise DSLError(f"resume: {name} was {saved.get(name)!r} in {path}, now {getattr(self.options, name)!r}")
+        training = resumed_training(contents, self.options, path, workers=None)
         xp = self.c.xp
         for name, value in contents["params"].items():
             self.c.params[name] = xp.asarray(value, dtype=self.c.dtype)
@@ -333,14 +362,7 @@ class Trainer:
 
         numerical: warned.summary of the epoch's held warnings ("" for none).
         """
-        for name, value in good.items():
-            self.c.params[name] = value
-        kept = f"; the last good checkpoint is {self.path}" if self.path and self.path.exists() else ""
-        said = f". numpy warned of {numerical}" if numerical else ""
-        raise TrainingDiverged(
-            f"training diverged in epoch {epoch + 1} (by update {self.updates}): {', '.join(bad)} became NaN or "
-            f"infinite; parameters restored to the end of epoch {epoch}{kept}{said}. Try a smaller lr."
-        )
+        raise diverged(self.c, bad, epoch, self.updates, good, self.path, numerical)
 
     def update(self, batch: dict, lr: float) -> None:
         """One step along the objective: theta += lr (data - model statistics), then decay, momentum, sparsity."""
