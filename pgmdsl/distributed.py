@@ -460,14 +460,6 @@ class ShardTrainer:
         self.trainer.phase.restore(sampler, path)
         self.trainer.rng.bit_generator.state = rng  # also the sampler's generator: the same object
 
-    def reconstruction(self, params: dict) -> tuple[int, float]:
-        """(rows, the mean reconstruction error of this shard) under `params`."""
-        from .runtime.train import reconstruction_error
-
-        for name, value in params.items():
-            self.compiled.params[name][...] = value
-        return self.trainer.rows, float(reconstruction_error(self.compiled, self.trainer.data))
-
 
 UNSUPPORTED_DISTRIBUTED = ("clamp", "mean_field_start", "sparsity_target", "labels")  # fit options client= refuses
 
@@ -492,7 +484,8 @@ def fit_data_parallel(compiled, data, client, method: str = "cd", k: int = 1, ep
     from .runtime.initialize import initial_value
     from .runtime.options import options as training_options
     from .runtime import warned
-    from .runtime.train import History, _monitors, as_data, called_back, check_support, diverged, held_out_metrics
+    from .runtime.train import (History, _monitors, as_data, called_back, check_support, diverged, held_out_metrics,
+                                 reconstruction_error)
 
     require_dask()
     callbacks, validation, monitor = (tuple(options.pop("callbacks", None) or ()), options.pop("validation", None),
@@ -544,6 +537,7 @@ def fit_data_parallel(compiled, data, client, method: str = "cd", k: int = 1, ep
     per_epoch = min(len(s) for s in shards) // share  # every worker a full share each update
     total = epochs * per_epoch
     good = {name: value.copy() for name, value in compiled.params.items()}
+    sample = {name: value[:1000] for name, value in rows.items()}
     shown = set()  # the numerical warnings shown so far: each once a run
     for epoch in range(first, epochs):
         started = time.perf_counter()
@@ -552,8 +546,8 @@ def fit_data_parallel(compiled, data, client, method: str = "cd", k: int = 1, ep
             updates += per_epoch
             params = {name: np.asarray(value) for name, value in compiled.params.items()}
             bad = [name for name, value in params.items() if not np.all(np.isfinite(value))]
-            measured = [] if bad else [actor.reconstruction(params).result() for actor in actors]
-        reconstruction = sum(n * error for n, error in measured) / sum(n for n, _ in measured) if measured else 0.0
+            # the serial trainer's monitoring sample, on the driver: the same History for the same parameters
+            reconstruction = 0.0 if bad else float(reconstruction_error(compiled, sample))
         if not bad and not math.isfinite(reconstruction):
             bad = ["the reconstruction error"]
         if bad:
@@ -561,7 +555,7 @@ def fit_data_parallel(compiled, data, client, method: str = "cd", k: int = 1, ep
         warned.release(caught, shown)
         good = {name: value.copy() for name, value in compiled.params.items()}
         row = {"epoch": epoch + 1, "lr": rate, "reconstruction": reconstruction,
-               **held_out_metrics(compiled, {k: v[:1000] for k, v in rows.items()}, validation, monitor),
+               **held_out_metrics(compiled, sample, validation, monitor),
                "seconds": time.perf_counter() - started}
         history.append(row)
         stop = called_back(callbacks, compiled, row)  # early stopping, as the serial trainer's callbacks
@@ -608,14 +602,9 @@ def _save(compiled, actors, path, settings, velocity: dict, epoch: int, updates:
 def _resumed(compiled, actors, path, settings, chain_share: int):
     """Load a data-parallel checkpoint (_save's) into the driver and the workers; returns (velocity, epoch,
     updates, History)."""
-    from .runtime.checkpoint import resumable
     from .runtime.train import History, resumed_training
 
-    contents = resumable(path, compiled)
-    training = resumed_training(contents, settings, path, workers=len(actors))
-    xp = compiled.xp
-    for name, value in contents["params"].items():
-        compiled.params[name] = xp.asarray(value, dtype=compiled.dtype)
+    training = resumed_training(compiled, path, settings, workers=len(actors))
     futures = []
     for index, (actor, stream) in enumerate(zip(actors, training["workers"])):
         rows = slice(index * chain_share, (index + 1) * chain_share)
@@ -624,8 +613,7 @@ def _resumed(compiled, actors, path, settings, chain_share: int):
         futures.append(actor.restore({k: v[rows] for k, v in training["chains"].items()}, sampler, stream, str(path)))
     for future in futures:
         future.result()
-    velocity = {k: xp.asarray(v, dtype=compiled.dtype) for k, v in training["velocity"].items()}
-    return velocity, training["epoch"], training["updates"], History(training["history"])
+    return training["velocity"], training["epoch"], training["updates"], History(training["history"])
 
 
 def _given(value) -> bool:

@@ -200,6 +200,10 @@ def test_data_parallel_fit_matches_the_serial_update(client, method):
                 reference.params[name] += (steps[0][name] + steps[1][name]) / 2
     for name in reference.params:
         np.testing.assert_allclose(spread.params[name], reference.params[name], rtol=1e-10, atol=1e-12)
+    # the History's reconstruction error is the serial trainer's measure: data -> hidden means -> visible means
+    W, a, b = (spread.params[name] for name in ("W", "a", "b"))
+    rebuilt = 1 / (1 + np.exp(-(1 / (1 + np.exp(-(data @ W + b))) @ W.T + a)))
+    assert history[-1]["reconstruction"] == pytest.approx(np.mean((rebuilt - data) ** 2), rel=1e-12)
 
 
 def test_data_parallel_fit_refuses_what_it_does_not_do(client):

@@ -147,9 +147,12 @@ def training_state(path, members: dict) -> dict:
     workers = training.get("workers")  # data-parallel training (pgmdsl.distributed): one stream per worker
     if workers is not None and not (isinstance(workers, list) and workers and all(map(_is_pcg64_state, workers))):
         raise DSLError(f"checkpoint {path}: train/state 'workers' must be a list of PCG64 generator states")
-    if (training["rng"] is None) == (workers is None):
-        raise DSLError(f"checkpoint {path}: train/state needs either 'rng' (the serial trainer's) or 'workers' "
-                       "(data-parallel training's), not both")
+    if training["rng"] is None and workers is None:
+        raise DSLError(f"checkpoint {path}: train/state has no random stream: neither 'rng' (the serial trainer's) "
+                       "nor 'workers' (data-parallel training's)")
+    if training["rng"] is not None and workers is not None:
+        raise DSLError(f"checkpoint {path}: train/state has both 'rng' (the serial trainer's) and 'workers' "
+                       "(data-parallel training's): a run saves one")
     if len(training["history"]) != training["epoch"]:
         raise DSLError(f"checkpoint {path}: train/state holds {len(training['history'])} history rows for "
                        f"{training['epoch']} epochs")

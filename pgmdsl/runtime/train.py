@@ -73,10 +73,12 @@ def diverged(compiled, bad, epoch: int, updates: int, good: dict, path, numerica
         f"infinite; parameters restored to the end of epoch {epoch}{kept}{said}. Try a smaller lr.")
 
 
-def resumed_training(contents: dict, options, path, workers: int | None) -> dict:
-    """The training state of a read checkpoint (checkpoint.resumable), refused unless it continues this run:
-    the same method, k, batch_size, seed and chains, and saved by the same kind of trainer (`workers`: the
-    data-parallel workers resuming it, None for the serial trainer)."""
+def resumed_training(compiled, path, options, workers: int | None) -> dict:
+    """Continue a run from checkpoint `path`: its parameters go into `compiled`, and its training state is
+    returned with the momentum as `compiled`'s arrays. Refused unless it continues this run: the same method,
+    k, batch_size, seed and chains, and saved by the same kind of trainer (`workers`: the data-parallel workers
+    resuming it, None for the serial trainer)."""
+    contents = checkpoints.resumable(path, compiled)
     training = contents["training"]
     if training is None:
         raise DSLError(f"{path} holds no training state to resume from")
@@ -91,7 +93,10 @@ def resumed_training(contents: dict, options, path, workers: int | None) -> dict
     if workers is not None and (not isinstance(streams, list) or len(streams) != workers):
         saved_by = "the serial trainer" if streams is None else f"data-parallel training on {len(streams)} workers"
         raise DSLError(f"resume: {path} was saved by {saved_by}, not by data-parallel training on {workers} workers")
-    return training
+    xp = compiled.xp
+    for name, value in contents["params"].items():
+        compiled.params[name] = xp.asarray(value, dtype=compiled.dtype)
+    return {**training, "velocity": {k: xp.asarray(v, dtype=compiled.dtype) for k, v in training["velocity"].items()}}
 
 
 class History(list):
@@ -252,12 +257,8 @@ class Trainer:
                 self.c.params[param.name] = self.c.xp.asarray(initial_value(param, rng, self.c.dtype, self.data))
 
     def resume(self, path) -> None:
-        contents = checkpoints.resumable(path, self.c)
-        training = resumed_training(contents, self.options, path, workers=None)
-        xp = self.c.xp
-        for name, value in contents["params"].items():
-            self.c.params[name] = xp.asarray(value, dtype=self.c.dtype)
-        self.velocity = {k: xp.asarray(v, dtype=self.c.dtype) for k, v in training["velocity"].items()}
+        training = resumed_training(self.c, path, self.options, workers=None)
+        self.velocity, xp = training["velocity"], self.c.xp
         self.chains = {k: xp.asarray(v, dtype=self.c.dtype) for k, v in training["chains"].items()} or None
         self.phase.restore(training["sampler"], path)
         self.rng.bit_generator.state = training["rng"]
