@@ -2,8 +2,11 @@
 
 Random weights of realistic scale (W ~ N(0, 0.05), hidden biases ~ N(-1, 0.5),
 visible biases from MNIST-like marginals), float64 and float32, one process,
-runs vectorised as one batch. Prints wall time and time per distribution, then
-the step's parts timed alone on the same shapes (medians of 7 x 50 calls):
+two ways alternately: the runs as one batch on every BLAS thread
+(ais(threads=1)), and ais's default, the runs split into one share per BLAS
+thread, each on one (evaluate.chains). Prints wall time and time per
+distribution, then the one batch's parts timed alone on the same shapes
+(medians of 7 x 50 calls):
 
 - floor: the two products of a distribution, v @ W and h @ W.T, alone;
 - products: field_h and field_v as generated (the products and the biases);
@@ -18,7 +21,7 @@ With --distributions other than 14500 the schedule is linspace(0, 1); the cost
 per distribution does not depend on the betas, so the full run's time is that
 times 14,500.
 
-    python bench/ais_time.py [--dtypes float64 float32] [--distributions 14500]
+    python bench/ais_time.py [--dtypes float64 float32] [--distributions 14500] [--repeats 1]
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ def main() -> None:
     parser.add_argument("--dtypes", nargs="+", default=["float64", "float32"])
     parser.add_argument("--distributions", type=int, default=14500)
     parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=1, help="times each way is run, alternately")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     data = (rng.random((1000, 784)) < rng.beta(0.3, 2.0, 784)).astype(float)  # MNIST-like: about 13% on
@@ -77,12 +81,18 @@ def main() -> None:
         c.params["W"][...] = weights
         c.params["b"][...] = hidden_biases
         c.params["a"][...] = np.log(p / (1 - p))
-        started = time.perf_counter()
-        estimate = ais(c, data, runs=args.runs, schedule=schedule, progress=False)
-        seconds = time.perf_counter() - started
-        per = seconds / (len(schedule) - 1)
-        print(f"RBM 784x500 {dtype}: {args.runs} runs x {len(schedule) - 1} distributions: {seconds:.1f} s "
-              f"({per * 1e3:.2f} ms per distribution, {per * 14500:.1f} s for 14,500); {estimate}")
+        seconds = {"one batch": [], "threads": []}  # ais(threads=1): one batch on every BLAS thread; default
+        for _ in range(args.repeats):
+            for label, threads in (("one batch", 1), ("threads", None)):  # interleaved
+                started = time.perf_counter()
+                estimate = ais(c, data, runs=args.runs, schedule=schedule, progress=False, threads=threads)
+                seconds[label].append(time.perf_counter() - started)
+        for label, times in seconds.items():
+            per = float(np.median(times)) / (len(schedule) - 1)
+            print(f"RBM 784x500 {dtype}, {label}: {args.runs} runs x {len(schedule) - 1} distributions: "
+                  f"{np.median(times):.1f} s ({per * 1e3:.2f} ms per distribution, {per * 14500:.1f} s for 14,500; "
+                  f"runs {', '.join(f'{t:.1f}' for t in times)} s); {estimate}")
+        per = float(np.median(seconds["one batch"])) / (len(schedule) - 1)
         timed = parts(c, data, args.runs)
         timed["bookkeeping"] = per - sum(v for k, v in timed.items() if k != "floor")
         print("  per distribution: " + ", ".join(f"{k} {v * 1e3:.3f} ms" for k, v in timed.items())

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DSLError
+from .ranges import split
 
 INSTALL = "pip install 'pgmdsl[dask]'"
 _LOADED: dict[str, object] = {}  # on a worker: checkpoint digest -> the Compiled model loaded from it
@@ -110,14 +111,6 @@ def loaded(payload: bytes):
 def worker_threads(client) -> int:
     """How many tasks the cluster runs at once."""
     return max(1, sum(client.nthreads().values()))
-
-
-def split(total: int, parts: int, block: int = 1) -> list[range]:
-    """`total` indices in at most `parts` contiguous ranges of whole blocks (the last may be partial), of sizes
-    differing by at most one block."""
-    blocks = -(-total // block)
-    bounds = np.linspace(0, blocks, min(parts, blocks) + 1).round().astype(int) * block
-    return [range(int(a), int(min(b, total))) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
 # ---- AIS and RAISE: the chains split into tasks ----

@@ -35,6 +35,7 @@ from ..runtime.sampling import sweep_order
 from ..runtime.gpu import to_host as _host
 from ..runtime.stack import CompiledStack
 from .bound import log_measure
+from .chains import threaded_weights
 from .stack import top_rows
 
 
@@ -174,7 +175,7 @@ def base_draws(compiled, bases: dict, runs: int, rng) -> dict:
 
 
 def ais(compiled, data, runs: int = 100, schedule=None, seed: int = 0, progress: bool = True,
-        inputs: dict | None = None, client=None) -> AISEstimate:
+        inputs: dict | None = None, client=None, threads: int | None = None) -> AISEstimate:
     """Estimate log Z by AIS; `data` gives the base model's marginals (an array or a dict).
 
     For a conditional model (input layers) give `inputs`: log Z(input) is
@@ -185,9 +186,14 @@ def ais(compiled, data, runs: int = 100, schedule=None, seed: int = 0, progress:
     client: a dask.distributed Client; the chains are split into one task per
     worker thread (pgmdsl.distributed.map_chains), with the same estimate as
     the serial call (module docstring: each chain has its own stream).
+    threads: without a client, the chains run in this many threads of whole
+    blocks, each with one BLAS thread (None: as many as BLAS may use, on the
+    NumPy backend, when each share is large; evaluate.chains). The draws are
+    the same for any number; float32 products of fewer rows may round apart.
     """
     if isinstance(compiled, CompiledStack):
-        return ais(compiled.levels[-1], top_rows(compiled, data), runs, schedule, seed, progress, inputs, client)
+        return ais(compiled.levels[-1], top_rows(compiled, data), runs, schedule, seed, progress, inputs, client,
+                   threads)
     from ..runtime.train import as_data, observed_layers
 
     given = _inputs(compiled, inputs)
@@ -199,7 +205,8 @@ def ais(compiled, data, runs: int = 100, schedule=None, seed: int = 0, progress:
     repeated = {k: np.repeat(v, runs, axis=0) for k, v in given.items()}  # chain i * runs + r has row i's inputs
     log_z_base = _base_log_z(compiled, bases, {k: v[:1] for k, v in repeated.items()}, seed)
     if client is None:
-        log_w = forward_weights(compiled, bases, betas, seed, range(rows * runs), repeated, progress)
+        log_w = threaded_weights(forward_weights, compiled, bases, betas, seed, rows * runs, repeated, BLOCK,
+                                 progress, threads)
     else:
         from ..distributed import map_chains
 

@@ -34,10 +34,11 @@ from ..runtime.gpu import to_host
 from ..runtime.initialize import check_rows
 from ..runtime.sampling import sweep_order
 from ..runtime.stack import CompiledStack
-from .ais import (RunStreams, _annealed, _base_energy, _base_terms, _log_partition, _transition, annealing,
+from .ais import (BLOCK, RunStreams, _annealed, _base_energy, _base_terms, _log_partition, _transition, annealing,
                   base_model, checked_schedule, shared_fields)
 from ..runtime.numerics import logsumexp
 from .bound import log_measure
+from .chains import threaded_weights
 
 
 @dataclass
@@ -60,13 +61,14 @@ class RAISEEstimate:
 
 
 def raise_log_likelihood(compiled, data, base=None, runs: int = 100, schedule=None, seed: int = 0,
-                         progress: bool = True, client=None) -> RAISEEstimate:
+                         progress: bool = True, client=None, threads: int | None = None) -> RAISEEstimate:
     """RAISE estimates of log p(row) for the rows of `data`.
 
     base: the rows whose smoothed marginals define the base model (the
     training data, as for `ais`; default: `data` itself). client: a
     dask.distributed Client to split the chains over (pgmdsl.distributed.map_chains;
-    the same estimate as the serial call).
+    the same estimate as the serial call). threads: without a client, the
+    chains split over this many threads, as in ais (None: chosen there).
     """
     if isinstance(compiled, CompiledStack):
         raise DSLUnsupportedError("RAISE bounds an undirected model's log-likelihood; a deep belief network is "
@@ -85,7 +87,8 @@ def raise_log_likelihood(compiled, data, base=None, runs: int = 100, schedule=No
     check_rows(compiled, count * runs, f"RAISE: {count} rows x {runs} runs, the chains of {compiled.model.name}")
     starts = {k: np.repeat(v, runs, axis=0) for k, v in rows_data.items()}  # chain i * runs + r starts at row i
     if client is None:
-        log_w = reverse_weights(compiled, bases, betas, seed, range(count * runs), starts, progress)
+        log_w = threaded_weights(reverse_weights, compiled, bases, betas, seed, count * runs, starts, BLOCK,
+                                 progress, threads)
     else:
         from ..distributed import map_chains
 
