@@ -85,3 +85,27 @@ def test_blas_threads_follows_threadpool_limits():
 def test_a_thread_count_that_is_no_whole_number_is_one_line(threads):
     with pytest.raises(DSLError, match="threads must be a whole number >= 1"):
         ais(random_rbm(), binary_rows(20), runs=10, schedule=np.linspace(0, 1, 5), progress=False, threads=threads)
+
+
+def test_one_failing_share_stops_the_others_and_its_error_is_raised():
+    seen = []
+
+    def estimator(compiled, bases, betas, seed, span, rows, progress, stop):
+        if span.start == 0:
+            raise ValueError("share failed")
+        seen.append(stop.wait(10))  # True once told to stop, False after 10 s
+        return np.zeros(len(span))
+
+    with pytest.raises(ValueError, match="share failed"):
+        chains.threaded_weights(estimator, random_rbm(), {}, np.linspace(0, 1, 3), 0, 40, {}, BLOCK, threads=2)
+    assert seen == [True]
+
+
+def test_a_stopped_estimator_ends_before_its_first_distribution():
+    import threading
+
+    c, data = random_rbm(), binary_rows(60)
+    stop = threading.Event()
+    stop.set()
+    bases = base_model(c, {"v": data})
+    assert not forward_weights(c, bases, np.linspace(0, 1, 50), 0, range(10), {}, stop=stop).any()

@@ -306,8 +306,9 @@ def _base_log_z(compiled, bases: dict, given: dict, seed: int) -> float:
 
 
 def forward_weights(compiled, bases: dict, betas: np.ndarray, seed: int, chains: range, given: dict,
-                    progress: bool = False) -> np.ndarray:
-    """The AIS log importance weights of `chains` (a range of chain indices), one batch.
+                    progress: bool = False, stop=None) -> np.ndarray:
+    """The AIS log importance weights of `chains` (a range of chain indices), one batch; `stop`: a
+    threading.Event that ends the loop early (its weights are then unfinished: evaluate.chains discards them).
 
     given: the input layers' rows of these chains (conditional models), {} otherwise.
     """
@@ -322,6 +323,8 @@ def forward_weights(compiled, bases: dict, betas: np.ndarray, seed: int, chains:
     pair = xp.zeros(2, dtype=dtype)
     terms, shares = _base_terms(compiled, bases), annealing(bases)
     for k in tqdm(range(1, len(betas)), desc="AIS", unit="beta", disable=not progress, mininterval=1.0):
+        if stop is not None and stop.is_set():  # evaluate.chains: another thread failed or was interrupted
+            break
         previous, current = betas[k - 1], betas[k]
         pair[0], pair[1] = previous, current
         shared = shared_fields(compiled, state, order)

@@ -11,6 +11,7 @@ the work uses every core (bench/ais_time.py: RBM 784 x 500, float32).
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -43,15 +44,22 @@ def chain_threads(compiled, total: int, block: int) -> int:
 def threaded_weights(estimator, compiled, bases: dict, betas: np.ndarray, seed: int, total: int, rows: dict,
                      block: int, progress: bool = False, threads: int | None = None) -> np.ndarray:
     """The log weights of chains 0..total-1 by `estimator` (ais.forward_weights, reverse.reverse_weights),
-    in `threads` threads (None: chain_threads'), each a range of whole blocks; rows: per-chain arrays."""
+    in `threads` threads (None: chain_threads'), each a range of whole blocks; rows: per-chain arrays.
+    If one thread fails, or the caller is interrupted, the others are told to stop (the estimators' `stop`)
+    and the error is raised once they have."""
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise DSLError(f"threads must be a whole number >= 1 (or None: as many as BLAS uses), got {threads!r}")
     threads = chain_threads(compiled, total, block) if threads is None else threads
     spans = split(total, threads, block)
     if len(spans) == 1:
         return estimator(compiled, bases, betas, seed, range(total), rows, progress)
+    stop = threading.Event()
     with threadpool_limits(1), ThreadPoolExecutor(len(spans)) as pool:
         futures = [pool.submit(estimator, compiled, bases, betas, seed, span,
-                               {k: v[span.start:span.stop] for k, v in rows.items()}, progress and not number)
+                               {k: v[span.start:span.stop] for k, v in rows.items()}, progress and not number, stop)
                    for number, span in enumerate(spans)]
-        return np.concatenate([future.result() for future in futures])
+        try:
+            return np.concatenate([future.result() for future in futures])
+        except BaseException:  # an interrupt or one thread's error: the others stop at their next distribution
+            stop.set()
+            raise

@@ -98,8 +98,9 @@ def raise_log_likelihood(compiled, data, base=None, runs: int = 100, schedule=No
 
 
 def reverse_weights(compiled, bases: dict, betas: np.ndarray, seed: int, chains: range, starts: dict,
-                    progress: bool = False) -> np.ndarray:
-    """The RAISE log weights of `chains` (a range of chain indices), started at `starts` (their rows), one batch."""
+                    progress: bool = False, stop=None) -> np.ndarray:
+    """The RAISE log weights of `chains` (a range of chain indices), started at `starts` (their rows), one batch;
+    `stop` as in ais.forward_weights."""
     from tqdm.auto import tqdm
 
     xp, dtype = compiled.xp, compiled.dtype
@@ -118,6 +119,8 @@ def reverse_weights(compiled, bases: dict, betas: np.ndarray, seed: int, chains:
     current = log_f(compiled.module.free_energy(compiled.params, state, 1.0, fields=shared), 1.0, base_energy)
     log_w = np.zeros(len(chains))
     for k in tqdm(range(len(betas) - 1, 0, -1), desc="RAISE", unit="beta", disable=not progress, mininterval=1.0):
+        if stop is not None and stop.is_set():  # evaluate.chains: another thread failed or was interrupted
+            break
         beta, below = float(betas[k]), float(betas[k - 1])
         _transition(compiled, state, order, shares, beta, sampler, shared)  # v_{k-1} ~ T_k(. | v_k)
         pair[0], pair[1] = beta, below
