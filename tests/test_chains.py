@@ -10,19 +10,7 @@ from pgmdsl.evaluate import ais, raise_log_likelihood
 from pgmdsl.evaluate import chains
 from pgmdsl.evaluate.ais import BLOCK, base_model, forward_weights
 from pgmdsl.ranges import split
-
-
-def random_rbm(nv=6, nh=4, seed=0, scale=0.8):
-    c = pgmdsl.load("rbm", nv=nv, nh=nh).compile(dtype="float64")
-    rng = np.random.default_rng(seed)
-    for param in c.model.params:
-        c.params[param.name] = rng.normal(0, scale, param.shape)
-    return c
-
-
-def binary_rows(count, nv=6, seed=1):
-    rng = np.random.default_rng(seed)
-    return (rng.random((count, nv)) < rng.uniform(0.2, 0.8, nv)).astype(float)
+from rbms import binary_rows, random_rbm
 
 
 @pytest.mark.parametrize("total, parts, block", [(100, 2, 10), (25, 2, 10), (7, 3, 1), (3, 5, 1), (95, 4, 10)])

@@ -23,6 +23,7 @@ from pgmdsl.evaluate.ais import BLOCK, base_model, checked_schedule, forward_wei
 from pgmdsl.runtime.checkpoint import load_trained
 from pgmdsl.runtime.train import Trainer
 from pgmdsl.runs import split
+from rbms import binary_rows, random_rbm
 
 dask_distributed = pytest.importorskip("dask.distributed")
 
@@ -33,19 +34,6 @@ def client():
     with dask_distributed.Client(cluster) as connected:
         yield connected
     cluster.close()
-
-
-def random_rbm(nv=6, nh=4, seed=0, scale=0.8):
-    c = pgmdsl.load("rbm", nv=nv, nh=nh).compile(dtype="float64")
-    rng = np.random.default_rng(seed)
-    for param in c.model.params:
-        c.params[param.name] = rng.normal(0, scale, param.shape)
-    return c
-
-
-def binary_rows(count, nv=6, seed=1):
-    rng = np.random.default_rng(seed)
-    return (rng.random((count, nv)) < rng.uniform(0.2, 0.8, nv)).astype(float)
 
 
 def test_importing_pgmdsl_does_not_import_dask():

@@ -8,22 +8,15 @@ import pgmdsl
 from pgmdsl.errors import DSLError
 from pgmdsl.evaluate import exact_log_z, log_likelihood, raise_log_likelihood
 from pgmdsl.evaluate.ais import base_rates
+from rbms import random_rbm
 
 import exact
-
-
-def random_rbm(nv=3, nh=2, seed=0, scale=1.0):
-    c = pgmdsl.load("rbm", nv=nv, nh=nh).compile(dtype="float64")
-    rng = np.random.default_rng(seed)
-    for param in c.model.params:
-        c.params[param.name] = rng.normal(0, scale, param.shape)
-    return c
 
 
 def test_one_step_weights_average_to_the_annealing_models_probability():
     """With schedule (0, 1), p_ann(v) = sum over v0 of p_0(v0) T(v | v0), T a Gibbs sweep v0 -> h -> v at the
     model: enumerated here, and RAISE's importance weights must average to it (they are unbiased)."""
-    c = random_rbm()
+    c = random_rbm(nv=3, nh=2, scale=1.0)
     W, a, b = (np.asarray(c.params[k]) for k in "Wab")
     data = np.array([[1.0, 0, 1], [0, 0, 0], [1, 1, 0]])
     field = base_rates(c, {"v": data})["v"]
@@ -66,7 +59,7 @@ def test_what_raise_refuses():
     with pytest.raises(DSLError, match="keeps v, h2"):
         raise_log_likelihood(dbm, np.zeros((2, 3)), runs=2, schedule=[0, 1], progress=False)
     with pytest.raises(DSLError, match="rises strictly from 0 to 1"):
-        raise_log_likelihood(random_rbm(), np.zeros((2, 3)), runs=2, schedule=[0, 0.5], progress=False)
+        raise_log_likelihood(random_rbm(nv=3, nh=2, scale=1.0), np.zeros((2, 3)), runs=2, schedule=[0, 0.5], progress=False)
 
 
 def test_raise_brackets_the_exact_log_likelihood_of_a_gbrbm():
