@@ -107,6 +107,8 @@ def _sized(name, sizes: dict, model, layer, columns: int, per: str):
         settings = " ".join(f"--set {a}={sizes[a]}" for a in given)
         raise DSLError(f"{mismatch} ({settings}); change or drop that setting")
     hint = f"set {' or '.join(controlling)} with --set" if controlling else "check the model's sizes"
+    if tried and controlling:
+        hint += ", and change the sizes the failure names to fit"
     raise DSLError(f"{mismatch}, and no single size can be solved from the data{tried}: {hint}")
 
 

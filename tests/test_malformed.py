@@ -216,6 +216,12 @@ def test_a_huge_negative_size_override_is_refused_in_one_line():
     assert caught.value.message == "size 'nh' must be a positive integer, got about -10^5000"
 
 
+def test_a_derived_size_that_is_not_positive_names_the_sizes_it_came_from():
+    with pytest.raises(pgmdsl.DSLError) as caught:
+        pgmdsl.load("conv_rbm", NV=4)
+    assert caught.value.message == "size 'NH' must be a positive integer, got -4 (from NV=4, NW=9)"
+
+
 def test_a_numpy_integer_is_a_size():
     assert pgmdsl.load("rbm", nv=np.int64(5), nh=np.int32(3)).sizes == {"nv": 5, "nh": 3}
 

@@ -23,8 +23,9 @@ def test_fit_visible_solves_the_one_free_size():
 
 @pytest.mark.parametrize("name, sizes, columns, message", [
     ("rbm", {"nv": 20}, 16, "has 20 units (--set nv=20); change or drop that setting"),
-    ("conv_rbm", {}, 64, "(NV=8 would fit but: size 'NH' must be a positive integer, got 0): set C or NV with --set"),
-    ("conv_rbm", {"C": 1}, 64, "(NV=8 would fit but: size 'NH' must be a positive integer, got 0)"),
+    ("conv_rbm", {}, 64, "(NV=8 would fit but: size 'NH' must be a positive integer, got 0 (from NV=8, NW=9)): "
+                         "set C or NV with --set, and change the sizes the failure names to fit"),
+    ("conv_rbm", {"C": 1}, 64, "(NV=8 would fit but: size 'NH' must be a positive integer, got 0 (from NV=8, NW=9))"),
     ("class_rbm", {}, 64, "observes 2 layers (x, y)"),
     ("dbn", {"nv": 10}, 64, "has 10 units (--set nv=10); change or drop that setting"),
 ])

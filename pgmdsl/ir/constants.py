@@ -20,8 +20,18 @@ def size_value(expr: ast.Expr, sizes: dict[str, int], describe: Describe, what: 
     """Evaluate a size expression to a positive integer."""
     value = _integer(expr, sizes, describe)
     if value <= 0:
-        raise DSLShapeError(f"{what} must be a positive integer, got {value}", expr.span)
+        named = _size_names(expr)
+        given = f" (from {', '.join(f'{n}={sizes[n]}' for n in named)})" if named else ""
+        raise DSLShapeError(f"{what} must be a positive integer, got {value}{given}", expr.span)
     return value
+
+
+def _size_names(expr: ast.Expr) -> list[str]:
+    """The sizes an arithmetic size expression reads, in order, each once (for messages)."""
+    if isinstance(expr, ast.Name):
+        return [expr.name]
+    parts = [expr.operand] if isinstance(expr, ast.Neg) else [expr.left, expr.right] if isinstance(expr, ast.BinOp) else []
+    return list(dict.fromkeys(name for part in parts for name in _size_names(part)))
 
 
 def _integer(expr: ast.Expr, sizes: dict[str, int], describe: Describe) -> int:
