@@ -23,7 +23,7 @@ def test_split_covers_the_indices_in_whole_blocks_of_near_equal_sizes(total, par
     assert max(whole) - min(whole) <= 1
 
 
-@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("threads", [2, 3, np.int64(2)])
 def test_threaded_ais_gives_every_chain_its_one_batch_weights(threads):
     """Chains in threads of whole blocks draw what they draw in one batch (float64: equal to rounding)."""
     c, data = random_rbm(), binary_rows(60)
@@ -69,7 +69,7 @@ def test_blas_threads_follows_threadpool_limits():
         assert chains.blas_threads() == 1
 
 
-@pytest.mark.parametrize("threads", [0, -1, 1.5, True])
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "2"])
 def test_a_thread_count_that_is_no_whole_number_is_one_line(threads):
     with pytest.raises(DSLError, match="threads must be a whole number >= 1"):
         ais(random_rbm(), binary_rows(20), runs=10, schedule=np.linspace(0, 1, 5), progress=False, threads=threads)

@@ -11,6 +11,7 @@ the work uses every core (bench/ais_time.py: RBM 784 x 500, float32).
 
 from __future__ import annotations
 
+import operator
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -41,15 +42,24 @@ def chain_threads(compiled, total: int, block: int) -> int:
     return threads
 
 
+def _count(threads) -> int:
+    """A thread count given by the caller: a whole number >= 1 (NumPy's integers too), never a bool."""
+    try:
+        number = None if isinstance(threads, bool) else operator.index(threads)
+    except TypeError:
+        number = None
+    if number is None or number < 1:
+        raise DSLError(f"threads must be a whole number >= 1 (or None: as many as BLAS uses), got {threads!r}")
+    return number
+
+
 def threaded_weights(estimator, compiled, bases: dict, betas: np.ndarray, seed: int, total: int, rows: dict,
                      block: int, progress: bool = False, threads: int | None = None) -> np.ndarray:
     """The log weights of chains 0..total-1 by `estimator` (ais.forward_weights, reverse.reverse_weights),
     in `threads` threads (None: chain_threads'), each a range of whole blocks; rows: per-chain arrays.
     If one thread fails, or the caller is interrupted, the others are told to stop (the estimators' `stop`)
     and the error is raised once they have."""
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise DSLError(f"threads must be a whole number >= 1 (or None: as many as BLAS uses), got {threads!r}")
-    threads = chain_threads(compiled, total, block) if threads is None else threads
+    threads = chain_threads(compiled, total, block) if threads is None else _count(threads)
     spans = split(total, threads, block)
     if len(spans) == 1:
         return estimator(compiled, bases, betas, seed, range(total), rows, progress)
