@@ -112,7 +112,8 @@ def main() -> None:
         c, data = ais_model(rng)
         with threadpool_limits(1):
             serial, seconds = timed(lambda: ais(c, data, runs=100, schedule=schedule, progress=False))
-        _, threaded = timed(lambda: ais(c, data, runs=100, schedule=schedule, progress=False))  # ais's default: the chains in one thread per BLAS thread
+        # ais's default: the chains in one thread per BLAS thread
+        _, threaded = timed(lambda: ais(c, data, runs=100, schedule=schedule, progress=False))
         spread, spread_seconds = timed(lambda: ais(c, data, runs=100, schedule=schedule, progress=False,
                                                    client=client))
         apart = np.max(np.abs(serial.log_weights - spread.log_weights))
