@@ -82,16 +82,17 @@ def main() -> None:
         c.params["b"][...] = hidden_biases
         c.params["a"][...] = np.log(p / (1 - p))
         seconds = {"one batch": [], "threads": []}  # ais(threads=1): one batch on every BLAS thread; default
+        estimates = {}
         for _ in range(args.repeats):
             for label, threads in (("one batch", 1), ("threads", None)):  # interleaved
                 started = time.perf_counter()
-                estimate = ais(c, data, runs=args.runs, schedule=schedule, progress=False, threads=threads)
+                estimates[label] = ais(c, data, runs=args.runs, schedule=schedule, progress=False, threads=threads)
                 seconds[label].append(time.perf_counter() - started)
         for label, times in seconds.items():
             per = float(np.median(times)) / (len(schedule) - 1)
             print(f"RBM 784x500 {dtype}, {label}: {args.runs} runs x {len(schedule) - 1} distributions: "
                   f"{np.median(times):.1f} s ({per * 1e3:.2f} ms per distribution, {per * 14500:.1f} s for 14,500; "
-                  f"runs {', '.join(f'{t:.1f}' for t in times)} s); {estimate}")
+                  f"runs {', '.join(f'{t:.1f}' for t in times)} s); {estimates[label]}")
         per = float(np.median(seconds["one batch"])) / (len(schedule) - 1)
         timed = parts(c, data, args.runs)
         timed["bookkeeping"] = per - sum(v for k, v in timed.items() if k != "floor")

@@ -478,7 +478,7 @@ def fit_data_parallel(compiled, data, client, method: str = "cd", k: int = 1, ep
     from .runtime.options import options as training_options
     from .runtime import warned
     from .runtime.train import (History, _monitors, as_data, called_back, check_support, diverged, held_out_metrics,
-                                 reconstruction_error)
+                                 nonfinite_parameters, reconstruction_error)
 
     require_dask()
     callbacks, validation, monitor = (tuple(options.pop("callbacks", None) or ()), options.pop("validation", None),
@@ -537,8 +537,7 @@ def fit_data_parallel(compiled, data, client, method: str = "cd", k: int = 1, ep
         with warned.held() as caught:  # a diverging epoch's overflow warnings go into its message
             rate = _epoch_updates(compiled, actors, settings, velocity, rates, epoch, updates, per_epoch, total)
             updates += per_epoch
-            params = {name: np.asarray(value) for name, value in compiled.params.items()}
-            bad = [name for name, value in params.items() if not np.all(np.isfinite(value))]
+            bad = nonfinite_parameters(compiled)
             # the serial trainer's monitoring sample, on the driver: the same History for the same parameters
             reconstruction = 0.0 if bad else float(reconstruction_error(compiled, sample))
         if not bad and not math.isfinite(reconstruction):

@@ -59,6 +59,12 @@ class StopTraining(Exception):
     """
 
 
+def nonfinite_parameters(compiled) -> list[str]:
+    """The parameters holding a NaN or an infinity (one sum each: either makes it non-finite)."""
+    xp = compiled.xp
+    return [name for name, value in compiled.params.items() if not bool(xp.isfinite(xp.sum(value)))]
+
+
 def diverged(compiled, bad, epoch: int, updates: int, good: dict, path, numerical: str = "") -> TrainingDiverged:
     """The error of a diverged epoch, the parameters restored to `good` (the end of epoch `epoch`, 0-based count).
 
@@ -308,7 +314,7 @@ class Trainer:
             inner = tqdm(range(batches), leave=False, unit="batch", disable=quiet or o.verbose < 2)
             with warned.held() as caught:  # a diverging epoch's overflow warnings go into its message
                 lr = (self._fused_epoch if self.fused else self._generic_epoch)(shuffled, inner, total)
-                bad = [k for k, v in self.c.params.items() if not bool(self.c.xp.isfinite(self.c.xp.sum(v)))]
+                bad = nonfinite_parameters(self.c)
                 metrics = {} if bad else self.metrics()
             if not bad and not np.isfinite(metrics["reconstruction"]):
                 bad = ["the reconstruction error"]
